@@ -83,6 +83,7 @@ class GenerationRequest:
     tile: bool = False
     stop: int = 100
     model: str = ""
+    not_before: float = 0.0  # unix time; relax jobs of heavy relax users wait (only when others are waiting)
 
     @property
     def work_units(self) -> float:
