@@ -1,0 +1,143 @@
+"""Loading the configured model into a `DiffusersEngine`, and the cheap start-up check of the setting.
+
+The model comes from `AutoPipelineForText2Image.from_pretrained`, so any diffusers text-to-image
+model id or local folder works; presets add their scheduler and defaults. Every failure the
+operator can fix becomes a one-line `ModelLoadError` naming the setting and what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import torch
+from diffusers import AutoencoderTiny, AutoPipelineForText2Image
+from packaging.version import Version
+
+from pipelines.devices import pick_device, pick_dtype
+from pipelines.diffusers_engine import DiffusersEngine
+from pipelines.errors import ModelLoadError
+from pipelines.presets import PRESETS, resolve_model
+from pipelines.upscalers import load_upscaler
+
+log = logging.getLogger(__name__)
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+_LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError)
+_DTYPE_ARG = "dtype" if Version(diffusers.__version__) >= Version("0.42") else "torch_dtype"  # renamed in 0.42
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+def _is_path(value: str) -> bool:
+    """Whether `value` names a local folder rather than a hub id."""
+    return value.startswith(("/", "~", ".")) or "\\" in value or value.count("/") > 1 or Path(value).exists()
+
+
+def validate_model_source(model: str) -> None:
+    """Check SONGE_MODEL without loading anything: a preset, a hub id, or an existing diffusers folder."""
+    value = model.strip()
+    if not value:
+        raise ModelLoadError(
+            f"SONGE_MODEL is empty: set it to a preset ({', '.join(PRESETS)}), a Hugging Face model id "
+            "or a folder saved with diffusers' save_pretrained"
+        )
+    model_id, _ = resolve_model(value)
+    if _is_path(model_id):
+        folder = Path(model_id).expanduser()
+        if not folder.is_dir():
+            raise ModelLoadError(
+                f"SONGE_MODEL={model!r}: no such folder; point SONGE_MODEL at a diffusers model folder "
+                "(one with model_index.json) or use a preset or hub id"
+            )
+        if not (folder / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"SONGE_MODEL={model!r} has no model_index.json, so it is not a diffusers pipeline folder: "
+                "point SONGE_MODEL at the folder save_pretrained wrote, or use a preset or hub id"
+            )
+    elif not _HUB_ID.fullmatch(model_id):
+        raise ModelLoadError(
+            f"SONGE_MODEL={model!r} is neither a preset, a Hugging Face id (owner/name) nor an existing folder"
+        )
+
+
+def _load_ip_adapter(pipe: Any, spec: str) -> None:
+    """`spec`: a local weights file (its image encoder in `image_encoder/` beside it) or OWNER/REPO/[SUBFOLDER/]FILE."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        source, subfolder, weight = str(path.parent), "", path.name
+    else:
+        parts = spec.strip("/").split("/")
+        if len(parts) < 3:
+            raise ModelLoadError(
+                f"SONGE_IP_ADAPTER={spec!r} should be a weights file or OWNER/REPO/[SUBFOLDER/]FILE, "
+                "e.g. h94/IP-Adapter/models/ip-adapter_sd15.safetensors"
+            )
+        source, subfolder, weight = "/".join(parts[:2]), "/".join(parts[2:-1]), parts[-1]
+    try:
+        pipe.load_ip_adapter(source, subfolder=subfolder, weight_name=weight)
+    except _LOAD_ERRORS as exc:
+        raise ModelLoadError(f"SONGE_IP_ADAPTER={spec!r} could not be loaded: {_first_line(exc)}") from exc
+
+
+def _load_taesd(spec: str, *, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    try:
+        tiny = AutoencoderTiny.from_pretrained(spec, **{_DTYPE_ARG: dtype})
+    except _LOAD_ERRORS as exc:
+        raise ModelLoadError(
+            f"SONGE_TAESD={spec!r} could not be loaded: {_first_line(exc)}; use a TAESD id such as madebyollin/taesd "
+            "(taesdxl for SDXL, taef1 for Flux) or unset it"
+        ) from exc
+    return tiny.to(device).eval()
+
+
+def load_engine(
+    model: str,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    compile: bool = False,
+    upscaler: Path | None = None,
+    ip_adapter: str | None = None,
+    taesd: str | None = None,
+) -> DiffusersEngine:
+    """Load `model` (preset, hub id or folder) onto `device` in `dtype`, ready to run batches."""
+    validate_model_source(model)
+    model_id, preset = resolve_model(model)
+    torch_device = pick_device(device)
+    torch_dtype = pick_dtype(torch_device, dtype)
+    pixel_upscaler = load_upscaler(upscaler, device=torch_device, dtype=torch_dtype)
+    source = str(Path(model_id).expanduser()) if _is_path(model_id) else model_id
+    try:
+        pipe = AutoPipelineForText2Image.from_pretrained(source, **{_DTYPE_ARG: torch_dtype})
+    except _LOAD_ERRORS as exc:
+        raise ModelLoadError(
+            f"SONGE_MODEL={model!r} could not be loaded: {_first_line(exc)} "
+            "(check the id or folder; a hub model needs the network once, or HF_HUB_OFFLINE=1 with it cached)"
+        ) from exc
+    pipe.to(torch_device)
+    if torch_device.type == "cuda" and getattr(pipe, "unet", None) is not None:
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    if ip_adapter:
+        _load_ip_adapter(pipe, ip_adapter)
+    tiny = _load_taesd(taesd, device=torch_device, dtype=torch_dtype) if taesd else None
+    try:
+        engine = DiffusersEngine(
+            pipe, model=model, preset=preset, upscaler=pixel_upscaler, taesd=tiny, ip_adapter=bool(ip_adapter)
+        )
+    except ValueError as exc:
+        raise ModelLoadError(
+            f"SONGE_MODEL={model!r} loads a {type(pipe).__name__}, which Songe cannot drive: "
+            "use a Stable Diffusion 1.x/2.x, SDXL or Flux model"
+        ) from exc
+    if compile:
+        engine.compile()
+    log.info("loaded %s (%s) on %s in %s", model, type(pipe).__name__, torch_device, torch_dtype)
+    return engine

@@ -1,0 +1,203 @@
+"""Tiny random-weight diffusers pipelines for tests and CPU smoke runs; nothing is downloaded.
+
+The tokenizer is written here too: CLIP's conventions (NFC + whitespace squeeze + lower case,
+CLIP's split pattern, byte-level symbols, a `</w>` suffix on each word's last symbol, the
+`<|startoftext|>`/`<|endoftext|>` specials) applied through the `tokenizers` library, with
+merges learned from a small prompt corpus by a deterministic byte-pair loop (the library's
+trainer breaks ties differently from run to run, and the tiny model must be the same every
+time). `build_tiny_sd(folder)` saves a Stable-Diffusion-shaped pipeline that loads through
+`AutoPipelineForText2Image` and, through `from_pipe`, as image-to-image and inpainting.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from PIL import Image
+from tokenizers import Regex, normalizers, pre_tokenizers
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Tokenizer
+
+from pipelines.types import GenerationRequest
+
+CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+SUFFIX = "</w>"
+
+CORPUS = """
+a red fox in the snow, a cat and a dog, portrait of a woman, oil painting, watercolor landscape,
+photo of a mountain lake at sunset, cinematic lighting, highly detailed, a castle on a hill,
+a bowl of fruit on a wooden table, cyberpunk city street at night, neon lights, rain,
+a lighthouse by the sea, stormy clouds, studio photograph, soft light, a robot reading a book,
+an astronaut riding a horse, pencil sketch, the forest in autumn, golden hour, a blue bird,
+a cup of coffee, minimalist poster, vintage film, macro shot of a flower, a dragon flying over
+the ocean, pixel art, anime style, a cozy cabin in the woods, snow falling, the moon and stars
+""".split("\n")
+
+
+def _normaliser() -> normalizers.Normalizer:
+    return normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()])
+
+
+def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(CLIP_SPLIT), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
+
+
+def _word_counts(corpus: list[str]) -> collections.Counter[tuple[str, ...]]:
+    """Each word of the corpus as byte-level symbols, the last one carrying CLIP's `</w>`."""
+    normaliser, pre_tokenizer = _normaliser(), _pre_tokenizer()
+    counts: collections.Counter[tuple[str, ...]] = collections.Counter()
+    for line in corpus:
+        for word, _span in pre_tokenizer.pre_tokenize_str(normaliser.normalize_str(line)):
+            counts[(*word[:-1], word[-1] + SUFFIX)] += 1
+    return counts
+
+
+def _merge(word: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
+    out: list[str] = []
+    i = 0
+    while i < len(word):
+        if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+            out.append(word[i] + word[i + 1])
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return tuple(out)
+
+
+def learn_merges(corpus: list[str], *, max_merges: int = 400) -> list[tuple[str, str]]:
+    """Byte-pair merges of `corpus`, most frequent pair first, ties broken by the pair itself."""
+    words = _word_counts(corpus)
+    merges: list[tuple[str, str]] = []
+    while len(merges) < max_merges:
+        pairs: collections.Counter[tuple[str, str]] = collections.Counter()
+        for word, count in words.items():
+            for pair in zip(word, word[1:]):
+                pairs[pair] += count
+        if not pairs:
+            break
+        best = min(pairs, key=lambda p: (-pairs[p], p))
+        if pairs[best] < 2:
+            break
+        merges.append(best)
+        words = collections.Counter({_merge(w, best): c for w, c in words.items()})
+    return merges
+
+
+def write_clip_tokenizer(folder: Path, *, max_length: int = 77) -> CLIPTokenizer:
+    """Write vocab.json and merges.txt in CLIP's layout under `folder` and load them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    merges = learn_merges(CORPUS)
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = alphabet + [c + SUFFIX for c in alphabet] + ["".join(m) for m in merges] + [BOS, EOS]
+    vocab_file, merges_file = folder / "vocab.json", folder / "merges.txt"
+    vocab_file.write_text(json.dumps({token: i for i, token in enumerate(vocab)}, ensure_ascii=False), encoding="utf-8")
+    merges_file.write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    return CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=max_length)
+
+
+def t5_tokenizer(clip: CLIPTokenizer, *, max_length: int = 512) -> T5Tokenizer:
+    """A unigram tokenizer in T5's conventions whose pieces are the tiny CLIP vocabulary's words."""
+    words = sorted({t.removesuffix(SUFFIX) for t in clip.get_vocab() if t.isalpha() or t.endswith(SUFFIX)})
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [(f"▁{w}", -float(len(w) > 0)) for w in words if w.isalpha()] + [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz"]
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=max_length)
+
+
+def tiny_clip_text_model(vocab_size: int, *, hidden: int = 32, projection: bool = False, seed: int = 0) -> torch.nn.Module:
+    """A two-layer CLIP text encoder of width `hidden` (with a projection head for SDXL's second encoder)."""
+    from transformers import CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        projection_dim=hidden,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+    )
+    torch.manual_seed(seed)
+    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config).eval()
+
+
+def tiny_sd_pipeline(tokenizer: CLIPTokenizer, *, seed: int = 0) -> StableDiffusionPipeline:
+    """A Stable-Diffusion-shaped pipeline: 8x VAE, a two-level UNet, 64 px native size."""
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=(2, 4),
+        norm_num_groups=8,
+    )
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKL(
+        sample_size=32,  # tiles of 32 px when tiling is on, so the tests exercise it
+        block_out_channels=(8, 16, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+    )
+    text_encoder = tiny_clip_text_model(len(tokenizer), seed=seed + 2)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="trailing",
+        steps_offset=1,
+    )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def build_tiny_sd(folder: Path, *, seed: int = 0) -> Path:
+    """Save the tiny SD pipeline under `folder` (about 2 MB) and return the folder."""
+    with tempfile.TemporaryDirectory() as scratch:
+        pipe = tiny_sd_pipeline(write_clip_tokenizer(Path(scratch)), seed=seed)
+        pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def tiny_request(**overrides: Any) -> GenerationRequest:
+    """A 96x64, 2-step, four-image text-to-image request for the tiny model; fields overridable."""
+    fields: dict[str, Any] = dict(
+        job_id="job-1", user_id=1, prompt="a red fox in the snow", width=96, height=64, seed=7, steps=2, guidance=0.0
+    )
+    fields.update(overrides)
+    return GenerationRequest(**fields)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """`image` encoded as PNG, as a request's source image."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
