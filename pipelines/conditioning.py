@@ -7,8 +7,9 @@ normalised weights (embeddings and, for SDXL/Flux, pooled embeddings alike).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -88,7 +89,8 @@ def encode(pipe: Any, family: str, prompt: WeightedPrompt, *, device: torch.devi
         if prompt.negative:
             negative, negative_pooled = _blend(pipe, family, prompt.negative, device)
         elif family == "sdxl" and pipe.config.force_zeros_for_empty_prompt:
-            negative, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+            negative = torch.zeros_like(embeds)
+            negative_pooled = None if pooled is None else torch.zeros_like(pooled)
         else:
             negative, negative_pooled = _blend(pipe, family, (PromptPart("", 1.0),), device)
     return Conditioning(embeds, pooled, negative, negative_pooled, truncated)

@@ -17,10 +17,12 @@ and VAE to circular padding for the call, so the image wraps seamlessly.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import diffusers
 import numpy as np
@@ -54,6 +56,13 @@ class _Job:
     cond: conditioning.Conditioning
     image: Image.Image | None = None  # pipeline input at the output size (and the pixels pasted back)
     keep: Image.Image | None = None  # white where the original pixels stay (outpaint, inpaint)
+
+    @property
+    def pixels(self) -> Image.Image:
+        """The prepared input image of an image operation."""
+        if self.image is None:
+            raise GenerationError("This operation needs a source image.")
+        return self.image
 
 
 @dataclass
@@ -93,7 +102,7 @@ class DiffusersEngine:
         model: str,
         preset: Preset | None = None,
         upscaler: Upscaler | None = None,
-        taesd: torch.nn.Module | None = None,
+        taesd: Any = None,
         ip_adapter: bool = False,
     ) -> None:
         self.model = model
@@ -144,7 +153,9 @@ class DiffusersEngine:
         denoiser = self._pipe.transformer if self.family == "flux" else self._pipe.unet
         denoiser.compile()
         side = self.base_resolution
-        warm = GenerationRequest("warm-up", 0, "warm-up", side, side, 0, min(2, self.default_steps), self.default_guidance)
+        warm = GenerationRequest(
+            "warm-up", 0, "warm-up", side, side, 0, min(2, self.default_steps), self.default_guidance
+        )
         self.run([warm], lambda step, steps, previews: None)
         log.info("compiled the %s denoiser and warmed it up", self.family)
 
@@ -272,9 +283,9 @@ class DiffusersEngine:
         if isinstance(scheduler, diffusers.FlowMatchEulerDiscreteScheduler):
             return [float(s) for s in np.linspace(1.0, 1 / steps, steps)[:keep]]  # shifted and ended by the scheduler
         if isinstance(scheduler, diffusers.EulerDiscreteScheduler):
-            copy = diffusers.EulerDiscreteScheduler.from_config(scheduler.config)
-            copy.set_timesteps(steps)
-            return [float(s) for s in copy.sigmas[:keep]] + [0.0]
+            full: Any = copy.deepcopy(scheduler)
+            full.set_timesteps(steps)
+            return [float(s) for s in full.sigmas[:keep]] + [0.0]
         return None
 
     def _sibling(self, kind: str) -> Any:
@@ -290,7 +301,7 @@ class DiffusersEngine:
         counts = [len(j.seeds) for j in call.jobs]
         if call.pipe is None:
             progress.finish(0)
-            return [self._output(j, [j.image] * len(j.seeds), []) for j in call.jobs if j.image]  # type: ignore[list-item]
+            return [self._output(j, [j.pixels] * len(j.seeds), []) for j in call.jobs]
         r = call.jobs[0].request
 
         def on_step_end(pipe: Any, i: int, t: Any, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -301,7 +312,9 @@ class DiffusersEngine:
                 pipe._interrupt = True
             return {}
 
-        result = call.pipe(**call.kwargs, callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"])
+        result = call.pipe(
+            **call.kwargs, callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"]
+        )
         progress.finish(call.stop_after or call.pipe.num_timesteps)
         images: list[Image.Image] = list(result.images)
         flags = getattr(result, "nsfw_content_detected", None) or [False] * len(images)
@@ -334,7 +347,10 @@ class DiffusersEngine:
             yield
             return
         convs = [
-            m for module in (self._pipe.unet, self._pipe.vae) for m in module.modules() if isinstance(m, torch.nn.Conv2d)
+            m
+            for module in (self._pipe.unet, self._pipe.vae)
+            for m in module.modules()
+            if isinstance(m, torch.nn.Conv2d)
         ]
         saved = [m.padding_mode for m in convs]
         for conv in convs:

@@ -1,9 +1,9 @@
 """Exceptions of the `pipelines` package.
 
-    PipelineError
-     ├── ModelLoadError        SONGE_MODEL is missing, not a diffusers pipeline, or failed to load
-     ├── GenerationError       a request this engine cannot serve (carries a FailureKind)
-     └── Interrupted           raised from a step callback to stop a batch (cancel, shutdown)
+PipelineError
+ ├── ModelLoadError        SONGE_MODEL is missing, not a diffusers pipeline, or failed to load
+ ├── GenerationError       a request this engine cannot serve (carries a FailureKind)
+ └── Interrupted           raised from a step callback to stop a batch (cancel, shutdown)
 """
 
 from __future__ import annotations

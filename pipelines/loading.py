@@ -86,9 +86,9 @@ def _load_ip_adapter(pipe: Any, spec: str) -> None:
         raise ModelLoadError(f"SONGE_IP_ADAPTER={spec!r} could not be loaded: {_first_line(exc)}") from exc
 
 
-def _load_taesd(spec: str, *, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+def _load_taesd(spec: str, *, device: torch.device, dtype: torch.dtype) -> Any:
     try:
-        tiny = AutoencoderTiny.from_pretrained(spec, **{_DTYPE_ARG: dtype})
+        tiny = AutoencoderTiny.from_pretrained(spec, **{_DTYPE_ARG: dtype})  # type: ignore[no-untyped-call]
     except _LOAD_ERRORS as exc:
         raise ModelLoadError(
             f"SONGE_TAESD={spec!r} could not be loaded: {_first_line(exc)}; use a TAESD id such as madebyollin/taesd "
@@ -115,7 +115,7 @@ def load_engine(
     pixel_upscaler = load_upscaler(upscaler, device=torch_device, dtype=torch_dtype)
     source = str(Path(model_id).expanduser()) if _is_path(model_id) else model_id
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(source, **{_DTYPE_ARG: torch_dtype})
+        pipe = AutoPipelineForText2Image.from_pretrained(source, **{_DTYPE_ARG: torch_dtype})  # type: ignore[no-untyped-call]
     except _LOAD_ERRORS as exc:
         raise ModelLoadError(
             f"SONGE_MODEL={model!r} could not be loaded: {_first_line(exc)} "

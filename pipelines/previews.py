@@ -9,13 +9,19 @@ other latent spaces fall back to their first three channels, normalised. With TA
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from PIL import Image
 
 # Rows: latent channels; columns: R, G, B. Applied to the latents the denoiser sees (scaled space).
-SD_FACTORS = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
+SD_FACTORS = (
+    (0.3512, 0.2297, 0.3227),
+    (0.3250, 0.4974, 0.2350),
+    (-0.2829, 0.1762, 0.2721),
+    (-0.2120, -0.2616, -0.7177),
+)
 SDXL_FACTORS = (
     (0.3651, 0.4232, 0.4341),
     (-0.2533, -0.0042, 0.1068),
@@ -48,7 +54,7 @@ def _to_pil(rgb: torch.Tensor) -> list[Image.Image]:
 class LatentPreviewer:
     """Turns a batch's latents into one small image per job (a 2x2 grid for four images)."""
 
-    def __init__(self, *, family: str, taesd: torch.nn.Module | None = None) -> None:
+    def __init__(self, *, family: str, taesd: Any = None) -> None:
         self._family = family
         self._taesd = taesd
 

@@ -7,8 +7,9 @@ installed torch build), so it is imported only when an upscaler file is configur
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from PIL import Image

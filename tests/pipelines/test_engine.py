@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler
+from diffusers import AutoencoderTiny, DDIMScheduler, StableDiffusionPipeline
 from PIL import Image
 
 from pipelines.diffusers_engine import DiffusersEngine
@@ -177,9 +177,7 @@ def test_a_style_reference_without_ip_adapter_is_unsupported(engine: DiffusersEn
     assert info.value.kind is FailureKind.UNSUPPORTED
 
 
-@pytest.mark.parametrize(
-    "bad", [dict(width=100), dict(height=0), dict(count=0), dict(steps=0), dict(prompt="fog::-1")]
-)
+@pytest.mark.parametrize("bad", [{"width": 100}, {"height": 0}, {"count": 0}, {"steps": 0}, {"prompt": "fog::-1"}])
 def test_bad_requests_fail_before_any_step(engine: DiffusersEngine, bad: dict[str, object]) -> None:
     steps = Steps()
     with pytest.raises(GenerationError) as info:
@@ -190,3 +188,20 @@ def test_bad_requests_fail_before_any_step(engine: DiffusersEngine, bad: dict[st
 
 def test_an_empty_batch_runs_nothing(engine: DiffusersEngine) -> None:
     assert engine.run([], Steps()) == []
+
+
+def test_a_tiny_autoencoder_decodes_the_previews(tiny_model_dir: Path) -> None:
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_model_dir)
+    taesd = AutoencoderTiny(
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+    )
+    engine = DiffusersEngine(pipe, model="tiny", taesd=taesd)
+    steps = Steps(previews=True)
+
+    engine.run([tiny_request(steps=1)], steps)
+
+    (grid,) = steps.previews[0]
+    assert grid.size == (2 * 96, 2 * 64)  # full-size decodes (below the preview cap), four in a grid

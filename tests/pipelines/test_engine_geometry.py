@@ -45,7 +45,7 @@ def test_canvas_layouts(call, expected) -> None:  # type: ignore[no-untyped-def]
 def test_every_canvas_fits_the_budget_and_holds_the_source(
     src_w: int, src_h: int, factor: float, multiple: int, kind: str
 ) -> None:
-    limits = dict(multiple=multiple, max_side=2048, max_pixels=1024 * 1024)
+    limits = {"multiple": multiple, "max_side": 2048, "max_pixels": 1024 * 1024}
     if kind == "zoom":
         width, height, box = zoom_out_canvas(src_w, src_h, factor, **limits)
     elif kind == "square":
@@ -100,7 +100,9 @@ def test_outpaint_and_inpaint_masks_cover_the_right_pixels() -> None:
         ("https://example.com/x.png a cat", "", [("https://example.com/x.png a cat", 1.0)], []),
     ],
 )
-def test_parse_weights(prompt: str, negative: str, positive: list[tuple[str, float]], negatives: list[tuple[str, float]]) -> None:
+def test_parse_weights(
+    prompt: str, negative: str, positive: list[tuple[str, float]], negatives: list[tuple[str, float]]
+) -> None:
     parsed = parse_weights(prompt, negative)
     assert parsed.positive == tuple(PromptPart(t, w) for t, w in positive)
     assert parsed.negative == tuple(PromptPart(t, w) for t, w in negatives)
@@ -113,7 +115,15 @@ def test_a_prompt_without_positive_weight_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("guidance", "stylize", "expected"),
-    [(7.0, 100, 7.0), (7.0, 0, 3.5), (7.0, 1000, 14.57), (7.0, 5000, 14.57), (0.0, 1000, 0.0), (1.0, 0, 1.0), (2.0, 0, 1.0)],
+    [
+        (7.0, 100, 7.0),
+        (7.0, 0, 3.5),
+        (7.0, 1000, 14.57),
+        (7.0, 5000, 14.57),
+        (0.0, 1000, 0.0),
+        (1.0, 0, 1.0),
+        (2.0, 0, 1.0),
+    ],
 )
 def test_guidance_for_stylize(guidance: float, stylize: int, expected: float) -> None:
     assert guidance_for_stylize(guidance, stylize) == pytest.approx(expected, abs=0.01)

@@ -43,12 +43,12 @@ def pixels(image: Image.Image) -> np.ndarray:
 @pytest.mark.parametrize(
     ("operation", "fields", "size"),
     [
-        (Operation.IMAGE_TO_IMAGE, dict(strength=0.35), (96, 64)),
-        (Operation.IMAGE_TO_IMAGE, dict(strength=0.75, width=64, height=64), (64, 64)),
-        (Operation.UPSCALE, dict(width=192, height=128), (192, 128)),
-        (Operation.UPSCALE, dict(width=192, height=128, strength=0.35), (192, 128)),
-        (Operation.OUTPAINT, dict(width=128, height=96, placement=Box(16, 16, 112, 80)), (128, 96)),
-        (Operation.INPAINT, dict(region=Box(8, 8, 48, 40)), (96, 64)),
+        (Operation.IMAGE_TO_IMAGE, {"strength": 0.35}, (96, 64)),
+        (Operation.IMAGE_TO_IMAGE, {"strength": 0.75, "width": 64, "height": 64}, (64, 64)),
+        (Operation.UPSCALE, {"width": 192, "height": 128}, (192, 128)),
+        (Operation.UPSCALE, {"width": 192, "height": 128, "strength": 0.35}, (192, 128)),
+        (Operation.OUTPAINT, {"width": 128, "height": 96, "placement": Box(16, 16, 112, 80)}, (128, 96)),
+        (Operation.INPAINT, {"region": Box(8, 8, 48, 40)}, (96, 64)),
     ],
 )
 def test_every_operation_returns_images_of_the_requested_size(
@@ -132,18 +132,18 @@ def test_a_model_upscaler_runs_the_network_then_fits_the_size(source: Image.Imag
 @pytest.mark.parametrize(
     ("operation", "fields", "message"),
     [
-        (Operation.IMAGE_TO_IMAGE, dict(strength=0.5, source_image=None), "needs a source image"),
-        (Operation.IMAGE_TO_IMAGE, dict(strength=0.5, source_image=b"not an image"), "could not be read"),
-        (Operation.IMAGE_TO_IMAGE, dict(strength=0.0), "strength"),
-        (Operation.OUTPAINT, dict(placement=None), "needs a placement"),
-        (Operation.OUTPAINT, dict(placement=Box(0, 0, 200, 10)), "does not fit"),
-        (Operation.INPAINT, dict(region=Box(10, 10, 10, 20)), "does not fit"),
+        (Operation.IMAGE_TO_IMAGE, {"strength": 0.5, "source_image": None}, "needs a source image"),
+        (Operation.IMAGE_TO_IMAGE, {"strength": 0.5, "source_image": b"not an image"}, "could not be read"),
+        (Operation.IMAGE_TO_IMAGE, {"strength": 0.0}, "strength"),
+        (Operation.OUTPAINT, {"placement": None}, "needs a placement"),
+        (Operation.OUTPAINT, {"placement": Box(0, 0, 200, 10)}, "does not fit"),
+        (Operation.INPAINT, {"region": Box(10, 10, 10, 20)}, "does not fit"),
     ],
 )
 def test_bad_operation_inputs_are_bad_input(
     engine: DiffusersEngine, source: Image.Image, operation: Operation, fields: dict[str, object], message: str
 ) -> None:
-    request_fields: dict[str, object] = dict(operation=operation, source_image=png_bytes(source))
+    request_fields: dict[str, object] = {"operation": operation, "source_image": png_bytes(source)}
     request_fields.update(fields)
     with pytest.raises(GenerationError, match=message) as info:
         engine.run([tiny_request(**request_fields)], no_steps)

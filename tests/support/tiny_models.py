@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import collections
 import io
+import itertools
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from PIL import Image
 from tokenizers import Regex, normalizers, pre_tokenizers
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Tokenizer
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, T5Tokenizer
 
 from pipelines.types import GenerationRequest
 
@@ -30,15 +32,15 @@ CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 SUFFIX = "</w>"
 
-CORPUS = """
-a red fox in the snow, a cat and a dog, portrait of a woman, oil painting, watercolor landscape,
-photo of a mountain lake at sunset, cinematic lighting, highly detailed, a castle on a hill,
-a bowl of fruit on a wooden table, cyberpunk city street at night, neon lights, rain,
-a lighthouse by the sea, stormy clouds, studio photograph, soft light, a robot reading a book,
-an astronaut riding a horse, pencil sketch, the forest in autumn, golden hour, a blue bird,
-a cup of coffee, minimalist poster, vintage film, macro shot of a flower, a dragon flying over
-the ocean, pixel art, anime style, a cozy cabin in the woods, snow falling, the moon and stars
-""".split("\n")
+CORPUS = (
+    "a red fox in the snow, a cat and a dog, portrait of a woman, oil painting, watercolor landscape,",
+    "photo of a mountain lake at sunset, cinematic lighting, highly detailed, a castle on a hill,",
+    "a bowl of fruit on a wooden table, cyberpunk city street at night, neon lights, rain,",
+    "a lighthouse by the sea, stormy clouds, studio photograph, soft light, a robot reading a book,",
+    "an astronaut riding a horse, pencil sketch, the forest in autumn, golden hour, a blue bird,",
+    "a cup of coffee, minimalist poster, vintage film, macro shot of a flower, a dragon flying over",
+    "the ocean, pixel art, anime style, a cozy cabin in the woods, snow falling, the moon and stars",
+)
 
 
 def _normaliser() -> normalizers.Normalizer:
@@ -54,7 +56,7 @@ def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
     )
 
 
-def _word_counts(corpus: list[str]) -> collections.Counter[tuple[str, ...]]:
+def _word_counts(corpus: Sequence[str]) -> collections.Counter[tuple[str, ...]]:
     """Each word of the corpus as byte-level symbols, the last one carrying CLIP's `</w>`."""
     normaliser, pre_tokenizer = _normaliser(), _pre_tokenizer()
     counts: collections.Counter[tuple[str, ...]] = collections.Counter()
@@ -77,14 +79,14 @@ def _merge(word: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def learn_merges(corpus: list[str], *, max_merges: int = 400) -> list[tuple[str, str]]:
+def learn_merges(corpus: Sequence[str], *, max_merges: int = 400) -> list[tuple[str, str]]:
     """Byte-pair merges of `corpus`, most frequent pair first, ties broken by the pair itself."""
     words = _word_counts(corpus)
     merges: list[tuple[str, str]] = []
     while len(merges) < max_merges:
         pairs: collections.Counter[tuple[str, str]] = collections.Counter()
         for word, count in words.items():
-            for pair in zip(word, word[1:]):
+            for pair in itertools.pairwise(word):
                 pairs[pair] += count
         if not pairs:
             break
@@ -109,31 +111,39 @@ def write_clip_tokenizer(folder: Path, *, max_length: int = 77) -> CLIPTokenizer
 
 
 def t5_tokenizer(clip: CLIPTokenizer, *, max_length: int = 512) -> T5Tokenizer:
-    """A unigram tokenizer in T5's conventions whose pieces are the tiny CLIP vocabulary's words."""
-    words = sorted({t.removesuffix(SUFFIX) for t in clip.get_vocab() if t.isalpha() or t.endswith(SUFFIX)})
+    """A unigram tokenizer in T5's conventions (`▁`-prefixed pieces) over the tiny CLIP vocabulary's words."""
+    words = sorted({t.removesuffix(SUFFIX) for t in clip.get_vocab() if t.removesuffix(SUFFIX).isalpha()})
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    pieces += [(f"▁{w}", -float(len(w) > 0)) for w in words if w.isalpha()] + [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz"]
+    pieces += [(f"▁{word}", -1.0) for word in words] + [(letter, -5.0) for letter in "abcdefghijklmnopqrstuvwxyz"]
     return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=max_length)
 
 
-def tiny_clip_text_model(vocab_size: int, *, hidden: int = 32, projection: bool = False, seed: int = 0) -> torch.nn.Module:
-    """A two-layer CLIP text encoder of width `hidden` (with a projection head for SDXL's second encoder)."""
-    from transformers import CLIPTextModelWithProjection
-
+def clip_text_model(
+    tokenizer: CLIPTokenizer,
+    *,
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 4,
+    act: str = "quick_gelu",
+    projection: int = 32,
+    vocab: int | None = None,
+    with_projection: bool = False,
+) -> CLIPTextModel | CLIPTextModelWithProjection:
+    """A CLIP text encoder for `tokenizer` (tiny by default); `with_projection` for SDXL's second encoder."""
     config = CLIPTextConfig(
-        vocab_size=vocab_size,
+        vocab_size=vocab or len(tokenizer),
         hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        hidden_act=act,
+        projection_dim=projection,
         max_position_embeddings=77,
-        projection_dim=hidden,
-        bos_token_id=vocab_size - 2,
-        eos_token_id=vocab_size - 1,
-        pad_token_id=vocab_size - 1,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(seed)
-    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config).eval()
+    return (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(config).eval()
 
 
 def tiny_sd_pipeline(tokenizer: CLIPTokenizer, *, seed: int = 0) -> StableDiffusionPipeline:
@@ -159,7 +169,8 @@ def tiny_sd_pipeline(tokenizer: CLIPTokenizer, *, seed: int = 0) -> StableDiffus
         layers_per_block=1,
         norm_num_groups=8,
     )
-    text_encoder = tiny_clip_text_model(len(tokenizer), seed=seed + 2)
+    torch.manual_seed(seed + 2)
+    text_encoder = clip_text_model(tokenizer)
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -189,9 +200,16 @@ def build_tiny_sd(folder: Path, *, seed: int = 0) -> Path:
 
 def tiny_request(**overrides: Any) -> GenerationRequest:
     """A 96x64, 2-step, four-image text-to-image request for the tiny model; fields overridable."""
-    fields: dict[str, Any] = dict(
-        job_id="job-1", user_id=1, prompt="a red fox in the snow", width=96, height=64, seed=7, steps=2, guidance=0.0
-    )
+    fields: dict[str, Any] = {
+        "job_id": "job-1",
+        "user_id": 1,
+        "prompt": "a red fox in the snow",
+        "width": 96,
+        "height": 64,
+        "seed": 7,
+        "steps": 2,
+        "guidance": 0.0,
+    }
     fields.update(overrides)
     return GenerationRequest(**fields)
 
