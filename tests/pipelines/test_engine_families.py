@@ -48,7 +48,9 @@ class Steps:
         self.previews.extend(previews())
 
 
-def test_the_benchmark_runs_every_model_at_tiny_scale(gpu_bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_benchmark_runs_every_model_at_tiny_scale(
+    gpu_bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert gpu_bench.main(["--scale", "tiny", "--runs", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["sd-turbo", "sdxl", "flux-schnell"]
