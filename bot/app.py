@@ -23,6 +23,7 @@ from bot.jobs import JobService
 from bot.moderation import WordFilter
 from bot.profile import model_profile
 from bot.requests import RequestFactory
+from bot.views.appeal import AppealDecision
 from bot.views.buttons import JobButton
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 COGS = (
     "bot.cogs.imagine",
     "bot.cogs.results",
+    "bot.cogs.upscale",
+    "bot.cogs.account",
+    "bot.cogs.admin",
+    "bot.cogs.settings",
+    "bot.cogs.server",
+    "bot.cogs.moderation",
 )
 
 QueueFactory = Callable[[Settings], Awaitable[GenerationQueue]]
@@ -61,7 +68,7 @@ class SongeTree(app_commands.CommandTree["SongeBot"]):
     """Routes every command error to the one error map."""
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        await reply_error(interaction, error, upgrade_url=interaction.client.settings.upgrade_url)
+        await reply_error(interaction, error)
 
 
 class SongeBot(commands.AutoShardedBot):
@@ -112,7 +119,7 @@ class SongeBot(commands.AutoShardedBot):
                 await self.load_extension(name)
             except commands.ExtensionError:
                 log.exception("cog %s failed to load and is skipped", name)
-        self.add_dynamic_items(JobButton)
+        self.add_dynamic_items(JobButton, AppealDecision)
         if self.settings.guild_id:
             guild = discord.Object(self.settings.guild_id)
             self.tree.copy_global_to(guild=guild)

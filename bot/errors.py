@@ -107,10 +107,11 @@ def describe(exc: BaseException, locale: str | None, *, upgrade_url: str = "") -
     return None
 
 
-async def reply_error(interaction: discord.Interaction, exc: BaseException, *, upgrade_url: str = "") -> None:
+async def reply_error(interaction: discord.Interaction, exc: BaseException) -> None:
     """Answer `interaction` with the text for `exc`, ephemerally, by whichever route is open."""
+    settings = getattr(interaction.client, "settings", None)
     locale = str(interaction.locale) if interaction.locale else None
-    text = describe(exc, locale, upgrade_url=upgrade_url)
+    text = describe(exc, locale, upgrade_url=settings.upgrade_url if settings else "")
     if text is None:
         reference = secrets.token_hex(4)
         log.error(
@@ -121,7 +122,16 @@ async def reply_error(interaction: discord.Interaction, exc: BaseException, *, u
             exc_info=exc,
         )
         text = t("error.unexpected", locale, reference=reference)
-    await send_ephemeral(interaction, text)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, PromptBlocked):
+        from bot.views.appeal import AppealView
+
+        extra["view"] = AppealView(exc.prompt, exc.word, locale or "en-US")
+    if isinstance(exc, OutOfFastTime) and settings is not None and settings.sku_plans:
+        view = discord.ui.View(timeout=None)
+        view.add_item(discord.ui.Button(style=discord.ButtonStyle.premium, sku_id=next(iter(settings.sku_plans))))
+        extra["view"] = view
+    await send_ephemeral(interaction, text, **extra)
 
 
 async def send_ephemeral(interaction: discord.Interaction, text: str, **kwargs: Any) -> None:

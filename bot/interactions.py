@@ -63,9 +63,19 @@ async def read_attachment(attachment: discord.Attachment) -> bytes:
     return await asyncio.to_thread(normalise_image, data)
 
 
+async def sync_premium(bot: SongeBot, interaction: discord.Interaction) -> None:
+    """Discord premium: the user's active entitlement to a configured SKU sets their plan."""
+    if not bot.settings.sku_plans:
+        return
+    plans = [bot.settings.sku_plans[e.sku_id] for e in interaction.entitlements
+             if e.sku_id in bot.settings.sku_plans and not e.is_expired()]
+    await bot.store.sync_entitlement(interaction.user.id, plans[0] if plans else None)
+
+
 async def submit_all(bot: SongeBot, interaction: discord.Interaction, specs: list[JobSpec]) -> None:
     """Submit each spec; answer with what was accepted, what it costs, and any fallback to relax."""
     locale = locale_of(interaction)
+    await sync_premium(bot, interaction)
     lines = []
     for spec in specs:
         accepted = await bot.jobs.submit(spec)

@@ -89,6 +89,25 @@ class RequestFactory:
             model=profile.model,
         )
 
+    def for_image(self, source: bytes, size: tuple[int, int], *, job_id: str, user_id: int, prompt: str = "") -> GenerationRequest:
+        """A parent request for an image that came from outside (an attachment to /upscale)."""
+        profile = self.profile
+        width, height = (max(profile.multiple, side // profile.multiple * profile.multiple) for side in size)
+        return GenerationRequest(
+            job_id=job_id,
+            user_id=user_id,
+            prompt=prompt,
+            width=width,
+            height=height,
+            seed=random_seed(),
+            steps=profile.steps,
+            guidance=profile.guidance,
+            count=1,
+            operation=Operation.IMAGE_TO_IMAGE,
+            source_image=source,
+            model=profile.model,
+        )
+
     def reroll(self, parent: GenerationRequest, *, job_id: str, user_id: int) -> GenerationRequest:
         """The same prompt and parameters with a new seed."""
         return dataclasses.replace(parent, job_id=job_id, user_id=user_id, seed=random_seed())

@@ -42,7 +42,7 @@ class Results(commands.Cog):
         try:
             await self._dispatch(interaction, action, job_id, index)
         except Exception as exc:  # every failure becomes an ephemeral answer
-            await reply_error(interaction, exc, upgrade_url=self.bot.settings.upgrade_url)
+            await reply_error(interaction, exc)
 
     async def _dispatch(self, interaction: discord.Interaction, action: str, job_id: str, index: int) -> None:
         record = await self.bot.store.job(job_id)
@@ -67,8 +67,8 @@ class Results(commands.Cog):
             "v": lambda: self._vary(interaction, record, envelope, index, VARY_STRONG_STRENGTH),
             "vstr": lambda: self._vary(interaction, record, envelope, index, VARY_STRONG_STRENGTH),
             "vsub": lambda: self._vary(interaction, record, envelope, index, VARY_SUBTLE_STRENGTH),
-            "ups": lambda: self._upscale(interaction, record, envelope, index, creative=False),
-            "upc": lambda: self._upscale(interaction, record, envelope, index, creative=True),
+            "ups": lambda: self.upscale_image(interaction, record, envelope, index, creative=False),
+            "upc": lambda: self.upscale_image(interaction, record, envelope, index, creative=True),
             "zoom2": lambda: self._zoom(interaction, record, envelope, index, 2.0),
             "zoom15": lambda: self._zoom(interaction, record, envelope, index, 1.5),
             "square": lambda: self._square(interaction, record, envelope, index),
@@ -166,7 +166,7 @@ class Results(commands.Cog):
         kind = "remix" if prompt is not None else "vary"
         await self._submit(interaction, record, envelope, request, kind=kind, index=index, display_prompt=prompt)
 
-    async def _upscale(
+    async def upscale_image(
         self, interaction: discord.Interaction, record: JobRecord, envelope: Envelope, index: int, *, creative: bool
     ) -> None:
         source = await self._source(record, index)
@@ -258,7 +258,7 @@ class Results(commands.Cog):
         await interaction.response.send_modal(RegionModal(locale_of(interaction), envelope.request.prompt, done, self))
 
     async def modal_error(self, interaction: discord.Interaction, exc: BaseException) -> None:
-        await reply_error(interaction, exc, upgrade_url=self.bot.settings.upgrade_url)
+        await reply_error(interaction, exc)
 
 
 def _sized(request: GenerationRequest, record: JobRecord) -> GenerationRequest:
