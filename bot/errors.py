@@ -38,6 +38,7 @@ from bot.i18n import t
 from bot.jobs import DeliveryError, QueueRefused
 from bot.parsing import PromptError
 from bot.render import format_seconds
+from bot.views.appeal import AppealView
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,6 @@ async def reply_error(interaction: discord.Interaction, exc: BaseException) -> N
         text = t("error.unexpected", locale, reference=reference)
     extra: dict[str, Any] = {}
     if isinstance(exc, PromptBlocked):
-        from bot.views.appeal import AppealView
-
         extra["view"] = AppealView(exc.prompt, exc.word, locale or "en-US")
     if isinstance(exc, OutOfFastTime) and settings is not None and settings.sku_plans:
         view = discord.ui.View(timeout=None)
