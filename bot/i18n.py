@@ -14,6 +14,7 @@ import re
 import string
 from collections.abc import Mapping
 from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 from discord import Locale, app_commands
@@ -38,8 +39,7 @@ def language(locale: object) -> str:
 def catalogue(lang: str, section: str = "messages") -> Mapping[str, str]:
     """One section of one language's catalogue, read from the package data the first time it is asked for."""
     data = json.loads(resources.files("bot").joinpath("locales", f"{lang}.json").read_text(encoding="utf-8"))
-    section_data: dict[str, str] = data[section]
-    return section_data
+    return MappingProxyType(data[section])
 
 
 def t(key: str, locale: object, /, **values: Any) -> str:

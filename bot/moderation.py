@@ -95,8 +95,11 @@ class WordFilter:
 
 def fold(text: str) -> str:
     """Lower-case ASCII-ish letters: accents, look-alikes, leetspeak and invisible characters undone."""
-    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).translate(_CAPITALS).casefold())
-    kept = "".join(char for char in decomposed if unicodedata.category(char) not in ("Mn", "Me", "Cf"))
+    if text.isascii():  # most prompts: nothing to decompose
+        kept = text.lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).translate(_CAPITALS).casefold())
+        kept = "".join(char for char in decomposed if unicodedata.category(char) not in ("Mn", "Me", "Cf"))
     return _INNER_ONE.sub("1", kept).translate(_LOOKALIKES)
 
 
@@ -116,7 +119,7 @@ def _join_single_letters(words: list[str]) -> tuple[list[str], list[str]]:
     runs: list[str] = []
     in_run = False
     for word in filter(None, words):
-        single = len(set(word)) == 1
+        single = word.count(word[0]) == len(word)
         if single and in_run:
             out[-1] += word
             runs[-1] += word

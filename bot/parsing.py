@@ -26,9 +26,7 @@ MAX_PERMUTATIONS = 40
 MAX_NESTING = 8
 MAX_WEIGHT = 1000
 MAX_SEED = 2**32 - 1
-DEFAULT_STYLIZE = 100
 QUALITIES = (0.25, 0.5, 1.0, 2.0)
-MODES = ("fast", "relax", "turbo")
 
 # flag name -> the kind of setting it gives; aliases share a kind, and a kind may be given once.
 FLAGS: Mapping[str, str] = {
@@ -97,7 +95,7 @@ class ParsedPrompt:
     tile: bool = False
     repeat: int = 1
     mode: str | None = None
-    raw: str = field(default="", compare=False)
+    raw: str = field(default="", compare=False)  # the text as typed, before options and suffix
 
     @property
     def prompt(self) -> str:
