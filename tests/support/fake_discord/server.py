@@ -1,0 +1,376 @@
+"""``FakeDiscord``: the server the real discord.py client talks to, and the API tests drive it with."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from .actions import UserActions
+from .gateway import Gateway
+from .models import (
+    EVERYONE_PERMISSIONS,
+    FakeChannel,
+    FakeGuild,
+    FakeMember,
+    FakeMessage,
+    FakeRole,
+    FakeUser,
+    Snowflakes,
+    iso,
+)
+from .records import Fault, RestCall
+from .rest import RestApi
+from .webhooks import InteractionWebhooks
+from .wire import BODY, DiscordError, json_response, read_body
+from .world import World
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+API = "/api/v10"
+_NO_AUTH = ("/interactions/", "/webhooks/")
+
+
+class FakeDiscord(UserActions):
+    """An in-memory Discord (REST, gateway, CDN) on 127.0.0.1 for one test.
+
+    Build the world (``add_guild``, ``add_channel``, ``add_user``...), ``await start()``, point discord.py at
+    the returned base URL with :func:`tests.support.fake_discord.redirect.apply`, then act as users
+    (``slash``, ``click``, ``submit_modal``, ``autocomplete``, ``context_menu``, ``say``) and wait for what
+    the bot does (``wait_for_message``, ``FakeInteraction.response/original/followups``).
+
+    ``token_lifetime`` is how long interaction tokens work (Discord: 15 minutes); ``callback_deadline``,
+    when set, refuses callbacks that come later than that after dispatch (Discord: 3 s) with 10062.
+    """
+
+    def __init__(
+        self,
+        *,
+        app_id: int | None = None,
+        bot_user_id: int | None = None,
+        owner_id: int | None = None,
+        team_member_ids: Iterable[int] = (),
+        token: str = "fake-bot-token",
+        bot_name: str = "Songe",
+        shards: int = 1,
+        heartbeat_interval: float = 5.0,
+        token_lifetime: float = 900.0,
+        callback_deadline: float | None = None,
+        attachment_size_limit: int = 10 * 1024 * 1024,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.snowflakes = Snowflakes()
+        app_id = app_id or self.snowflakes.next()
+        bot = FakeUser(id=bot_user_id or app_id, name=bot_name, bot=True)
+        self.world = World(app_id=app_id, bot=bot, snowflakes=self.snowflakes,
+                           attachment_size_limit=attachment_size_limit)
+        self.token = token
+        self.token_lifetime = token_lifetime
+        self.owner = self._user(owner_id or self.snowflakes.next(), "owner")
+        team = [self.owner, *(self._user(i, f"operator{n}") for n, i in enumerate(team_member_ids))]
+        self.gateway = Gateway(self.world, token=token, heartbeat_interval=heartbeat_interval, on_sent=self._on_sent)
+        self.world.emit = self.gateway.dispatch
+        self.rest = RestApi(self.world, owner=self.owner, team=team if len(team) > 1 else [], shards=shards,
+                            gateway_url=lambda: self.gateway.url)
+        self.webhooks = InteractionWebhooks(self.world, callback_deadline=callback_deadline)
+        self._host, self._port = host, port
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    @property
+    def app_id(self) -> int:
+        """The application id (also the interaction webhook id)."""
+        return self.world.app_id
+
+    @property
+    def bot(self) -> FakeUser:
+        """The bot's own user."""
+        return self.world.bot
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Listen on ``host:port`` (0: any free port); returns the base URL, e.g. ``http://127.0.0.1:40123``."""
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
+        for route in [*self.rest.routes(), *self.webhooks.routes()]:
+            app.router.add_route(route.method, API + route.path, route.handler)  # type: ignore[attr-defined]
+        app.router.add_get("/gateway", self.gateway.handle)
+        app.router.add_get("/cdn/{folder}/{channel_id}/{attachment_id}/{filename}", self.rest.cdn_attachment)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = self.world.base_url = f"http://{self._host}:{port}"
+        self.gateway.url = f"ws://{self._host}:{port}/gateway"
+        log.info("fake Discord listening on %s", self.base_url)
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Close every connection and stop listening."""
+        if self._runner is not None:
+            await self.gateway.close()
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        if request.path == "/gateway":
+            return await handler(request)  # type: ignore[no-any-return]
+        path = request.path[len(API):] if request.path.startswith(API + "/") else request.path
+        call = RestCall(request.method, path, dict(request.query), None, [], time.monotonic())
+        self.world.calls.append(call)
+        try:
+            body = await read_body(request)
+            call.json, call.files = body.json, body.files
+            request[BODY] = body
+            response = self._fault(call) or await self._handle(request, handler, call)
+        except DiscordError as exc:
+            response = exc.response()
+        call.status = response.status
+        self.world.changed()
+        return response
+
+    def _fault(self, call: RestCall) -> web.StreamResponse | None:
+        fault = next((f for f in self.world.faults if f.matches(call.method, call.path)), None)
+        if fault is None:
+            return None
+        fault.count -= 1
+        call.fault = True
+        log.info("fake Discord: injected %s for %s %s", fault.status, call.method, call.path)
+        return fault.response()
+
+    async def _handle(self, request: web.Request, handler: Callable[..., Any], call: RestCall) -> web.StreamResponse:
+        if request.path.startswith(API) and not call.path.startswith(_NO_AUTH):
+            if request.headers.get("Authorization") != f"Bot {self.token}":
+                raise DiscordError(401, 0, "401: Unauthorized")
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+            self.world.unknown_calls.append(call)
+            log.error("fake Discord has no route for %s %s: add it to tests/support/fake_discord", call.method,
+                      request.path)
+            return json_response({"message": f"fake Discord has no route for {call.method} {request.path}",
+                                  "code": 0}, status=404)
+
+    def _on_sent(self, payload: dict[str, Any]) -> None:
+        if payload.get("t") == "INTERACTION_CREATE":
+            itx = self.world.interactions.get(int(payload["d"]["id"]))
+            if itx is not None and itx.dispatched_at is None:
+                itx.dispatched_at = time.monotonic()
+
+    # -- building the world -----------------------------------------------------------------------------------
+
+    def _user(self, user_id: int, name: str, **fields: Any) -> FakeUser:
+        user = self.world.users.get(user_id) or FakeUser(id=user_id, name=name, **fields)
+        self.world.users[user.id] = user
+        return user
+
+    def add_guild(
+        self, name: str = "Test", *, owner_id: int | None = None, locale: str = "en-US",
+        bot_permissions: int = EVERYONE_PERMISSIONS,
+    ) -> FakeGuild:
+        """A guild the bot is in; the owner (the application's owner by default) and the bot are members."""
+        guild = FakeGuild(id=self.snowflakes.next(), name=name, owner_id=owner_id or self.owner.id, locale=locale)
+        guild.roles[guild.id] = FakeRole(id=guild.id, guild_id=guild.id, name="@everyone",
+                                         permissions=EVERYONE_PERMISSIONS)
+        bot_role = FakeRole(id=self.snowflakes.next(), guild_id=guild.id, name=self.bot.name,
+                            permissions=bot_permissions, position=1)
+        guild.roles[bot_role.id] = bot_role
+        guild.members[self.bot.id] = FakeMember(user=self.bot, guild_id=guild.id, role_ids=[bot_role.id])
+        self.world.guilds[guild.id] = guild
+        owner = self._user(guild.owner_id, f"owner-{guild.owner_id}")
+        guild.members[owner.id] = FakeMember(user=owner, guild_id=guild.id)
+        self.world.emit("GUILD_CREATE", guild.payload(), guild.id)
+        self.world.changed()
+        return guild
+
+    def add_channel(
+        self, guild: FakeGuild, name: str = "general", *, nsfw: bool = False, topic: str | None = None,
+        bot_permissions: int | None = None,
+    ) -> FakeChannel:
+        """A text channel; ``bot_permissions`` overrides the bot's permissions there."""
+        channel = FakeChannel(id=self.snowflakes.next(), name=name, guild_id=guild.id, nsfw=nsfw, topic=topic,
+                              position=len(guild.channels), bot_permissions=bot_permissions)
+        guild.channels[channel.id] = channel
+        self.world.channels[channel.id] = channel
+        self.world.emit("CHANNEL_CREATE", channel.payload(), guild.id)
+        self.world.changed()
+        return channel
+
+    def add_role(self, guild: FakeGuild, name: str, *, permissions: int = 0) -> FakeRole:
+        """A role (``permissions`` a bit field; ``1 << 3`` is Administrator)."""
+        role = FakeRole(id=self.snowflakes.next(), guild_id=guild.id, name=name, permissions=permissions,
+                        position=len(guild.roles))
+        guild.roles[role.id] = role
+        self.world.emit("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role.payload()}, guild.id)
+        return role
+
+    def add_user(
+        self, name: str, *, locale: str = "en-US", created_at: dt.datetime | None = None,
+        permissions: int | None = None, guilds: Iterable[FakeGuild] | None = None, roles: Iterable[FakeRole] = (),
+        global_name: str | None = None, dms_open: bool = True,
+    ) -> FakeUser:
+        """A user (account created at ``created_at``) who joins ``guilds`` (default: every guild so far).
+
+        ``permissions`` are granted through a role of their own in each guild; ``roles`` are added as given.
+        """
+        user = FakeUser(id=self.snowflakes.next(created_at), name=name, locale=locale, global_name=global_name,
+                        permissions=permissions, dms_open=dms_open)
+        self.world.users[user.id] = user
+        for guild in self.world.guilds.values() if guilds is None else guilds:
+            own = [r for r in roles if r.guild_id == guild.id]
+            if permissions is not None:
+                own.append(self.add_role(guild, f"{name}-permissions", permissions=permissions))
+            self.add_member(guild, user, roles=own)
+        return user
+
+    def add_member(self, guild: FakeGuild, user: FakeUser, *, roles: Iterable[FakeRole] = ()) -> FakeMember:
+        """Make ``user`` a member of ``guild`` with ``roles``."""
+        member = FakeMember(user=user, guild_id=guild.id, role_ids=[r.id for r in roles])
+        guild.members[user.id] = member
+        self.world.emit("GUILD_MEMBER_ADD", member.payload() | {"guild_id": str(guild.id)}, guild.id)
+        self.world.changed()
+        return member
+
+    def add_entitlement(
+        self, user: FakeUser | None = None, *, sku_id: int, guild: FakeGuild | None = None, type: int = 8,
+        starts_at: dt.datetime | None = None, ends_at: dt.datetime | None = None,
+    ) -> dict[str, Any]:
+        """An entitlement (type 8: subscription) for a user or a guild; sent in interactions and listed by REST."""
+        ent = {
+            "id": str(self.snowflakes.next()), "sku_id": str(sku_id), "application_id": str(self.app_id),
+            "user_id": None if user is None else str(user.id), "guild_id": None if guild is None else str(guild.id),
+            "type": type, "deleted": False, "consumed": False, "starts_at": iso(starts_at), "ends_at": iso(ends_at),
+        }
+        self.world.entitlements.append(ent)
+        self.world.emit("ENTITLEMENT_CREATE", ent, None)
+        self.world.changed()
+        return ent
+
+    def dm_channel(self, user: FakeUser) -> FakeChannel:
+        """The bot's DM channel with ``user``."""
+        return self.world.dm_channel(user)
+
+    def delete_channel(self, channel: FakeChannel) -> None:
+        """Delete a channel: the bot's later calls on it get 10003 Unknown Channel."""
+        channel.deleted = True
+        self.world.emit("CHANNEL_DELETE", channel.payload(), channel.guild_id)
+        self.world.changed()
+
+    def delete_message(self, message: FakeMessage) -> None:
+        """Delete a message (as a moderator would): later calls on it get 10008 Unknown Message."""
+        self.world.delete_message(message)
+
+    # -- looking at what happened ---------------------------------------------------------------------------
+
+    def messages(self, channel: FakeChannel) -> list[FakeMessage]:
+        """The channel's live messages everyone sees, oldest first."""
+        return self.world.visible_messages(channel)
+
+    def dm_messages(self, user: FakeUser) -> list[FakeMessage]:
+        """The live messages of the bot's DM with ``user``, oldest first."""
+        return self.world.visible_messages(self.world.dm_channel(user))
+
+    def commands(self, guild: FakeGuild | None = None) -> list[dict[str, Any]]:
+        """The commands the bot synced, globally or for ``guild``."""
+        return self.world.commands.list(None if guild is None else guild.id)
+
+    @property
+    def calls(self) -> list[RestCall]:
+        """Every HTTP request received, in order."""
+        return self.world.calls
+
+    @property
+    def unknown_calls(self) -> list[RestCall]:
+        """Requests no route handled (each also logged as an error): a test can assert this stays empty."""
+        return self.world.unknown_calls
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[RestCall]:
+        """Recorded calls with that method and a path that fully matches the regex ``path``."""
+        pattern = re.compile(path) if path else None
+        return [c for c in self.world.calls
+                if (method is None or c.method == method) and (pattern is None or pattern.fullmatch(c.path))]
+
+    @property
+    def identify_count(self) -> int:
+        """How many IDENTIFYs the gateway accepted."""
+        return self.gateway.identifies
+
+    @property
+    def resume_count(self) -> int:
+        """How many RESUMEs the gateway accepted."""
+        return self.gateway.resumes
+
+    # -- waiting ----------------------------------------------------------------------------------------------
+
+    async def wait_until(self, predicate: Callable[[], T | None], timeout: float = 5.0, what: str = "a condition") -> T:
+        """The first truthy ``predicate()``, re-checked whenever the fake's state changes."""
+        return await self.world.wait_until(predicate, timeout=timeout, what=what)
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Wait until the bot identified on every shard and got READY and its GUILD_CREATEs."""
+
+        def all_ready() -> bool:
+            ready = self.gateway.ready_shards()
+            return any(all((i, count) in ready for i in range(count)) for _, count in ready)
+
+        await self.wait_until(all_ready, timeout, "the bot to identify and receive its guilds")
+
+    async def wait_for_message(
+        self, channel: FakeChannel | None = None, predicate: Callable[[FakeMessage], bool] | None = None,
+        *, timeout: float = 5.0,
+    ) -> FakeMessage:
+        """The first live message (in ``channel``, or anywhere; ephemeral ones included) matching ``predicate``,
+        as posted or edited; waits for one to appear."""
+
+        def find() -> FakeMessage | None:
+            for msg in sorted(self.world.messages.values(), key=lambda m: m.id):
+                if not msg.deleted and (channel is None or msg.channel is channel) and (
+                        predicate is None or predicate(msg)):
+                    return msg
+            return None
+
+        where = "anywhere" if channel is None else f"#{channel.name}"
+        return await self.wait_until(find, timeout, f"a matching message {where}")
+
+    # -- faults -----------------------------------------------------------------------------------------------
+
+    def fail_next(
+        self, method: str, path: str, *, status: int = 429, retry_after: float = 0.2, count: int = 1, code: int = 0,
+        message: str | None = None, is_global: bool = False,
+    ) -> Fault:
+        """Answer the next ``count`` requests ``method`` (or ``"*"``) whose path (after ``/api/v10``) fully
+        matches regex ``path`` with ``status``: a 429 with Discord's body and rate-limit headers, or an error
+        JSON with ``code`` and ``message``."""
+        fault = Fault(method=method, path=re.compile(path), status=status, count=count, retry_after=retry_after,
+                      code=code, message=message, is_global=is_global)
+        self.world.faults.append(fault)
+        return fault
+
+    async def drop_gateway(self, *, code: int | None = 4000, shard: int | None = None) -> None:
+        """Close the gateway connection(s) (``code`` None: cut TCP as a 1006); the session stays resumable and
+        events meanwhile are replayed on RESUME."""
+        await self.gateway.drop(code=code, shard=shard)
+
+    async def request_reconnect(self) -> None:
+        """Send op 7 RECONNECT: the client should close and RESUME."""
+        await self.gateway.reconnect()
+
+    async def invalidate_session(self, *, resumable: bool = False) -> None:
+        """Send op 9 INVALID_SESSION: the client should IDENTIFY again (or RESUME when ``resumable``)."""
+        await self.gateway.invalidate(resumable=resumable)
