@@ -37,6 +37,7 @@ pytestmark = pytest.mark.e2e
 OWNER_ID = 111_111_111_111_111_111
 SKU_ID = 222_222_222_222_222_222
 JOBS = ["abc123", "abd456", "xyz789"]
+Seconds = app_commands.Range[int, 1]
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -61,12 +62,10 @@ class ResultView(discord.ui.View):
 
 class PromptModal(discord.ui.Modal, title="Describe"):
     prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(label="Prompt", custom_id="demo:prompt")
-    note: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(label="Note", custom_id="demo:note",
-                                                                   required=False)
+    note: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(label="Note", custom_id="demo:note", required=False)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(f"you said {self.prompt.value!r} {self.note.value!r}",
-                                                ephemeral=True)
+        await interaction.response.send_message(f"you said {self.prompt.value!r} {self.note.value!r}", ephemeral=True)
 
 
 @dataclass
@@ -84,8 +83,9 @@ def make_bot(probe: Probe) -> commands.Bot:
     @bot.tree.command(description="Make a picture")
     async def imagine(interaction: discord.Interaction, prompt: str) -> None:
         await interaction.response.defer()
-        await interaction.followup.send(f"**{prompt}**", file=discord.File(io.BytesIO(png()), "grid.png"),
-                                        view=ResultView(), wait=True)
+        await interaction.followup.send(
+            f"**{prompt}**", file=discord.File(io.BytesIO(png()), "grid.png"), view=ResultView(), wait=True
+        )
 
     @bot.tree.command(description="Open a modal")
     async def describe(interaction: discord.Interaction) -> None:
@@ -110,9 +110,12 @@ def make_bot(probe: Probe) -> commands.Bot:
     async def whoami(interaction: discord.Interaction) -> None:
         assert isinstance(interaction.channel, discord.TextChannel)
         probe.seen.update(
-            locale=str(interaction.locale), guild_locale=str(interaction.guild_locale),
-            admin=interaction.permissions.administrator, owner=await bot.is_owner(interaction.user),
-            entitlements=[e.sku_id for e in interaction.entitlements], nsfw=interaction.channel.nsfw,
+            locale=str(interaction.locale),
+            guild_locale=str(interaction.guild_locale),
+            admin=interaction.permissions.administrator,
+            owner=await bot.is_owner(interaction.user),
+            entitlements=[e.sku_id for e in interaction.entitlements],
+            nsfw=interaction.channel.nsfw,
             listed=[e.sku_id async for e in bot.entitlements(user=interaction.user)],
             size_limit=interaction.filesize_limit,
         )
@@ -131,14 +134,16 @@ def make_bot(probe: Probe) -> commands.Bot:
     admin = app_commands.Group(name="admin", description="Operator commands")
 
     @admin.command(description="Grant GPU time")
-    async def grant(interaction: discord.Interaction, user: discord.Member, seconds: app_commands.Range[int, 1]) -> None:
-        await interaction.response.send_message(f"granted {seconds}s to {user.name} (admin={user.guild_permissions.administrator})")
+    async def grant(interaction: discord.Interaction, user: discord.Member, seconds: Seconds) -> None:
+        is_admin = user.guild_permissions.administrator
+        await interaction.response.send_message(f"granted {seconds}s to {user.name} (admin={is_admin})")
 
     bot.tree.add_command(admin)
 
     @bot.tree.context_menu(name="Upscale")
     async def upscale_message(interaction: discord.Interaction, message: discord.Message) -> None:
-        await interaction.response.send_message(f"upscaling message {message.id} with {len(message.attachments)} file(s)")
+        files = len(message.attachments)
+        await interaction.response.send_message(f"upscaling message {message.id} with {files} file(s)")
 
     async def setup_hook() -> None:
         bot.add_view(ResultView())
@@ -285,9 +290,16 @@ async def test_interaction_payload_carries_locale_permissions_owner_and_entitlem
         await (await server.slash(user, scene.channel, "whoami", locale=locale)).response()
         await server.wait_for_message(server.dm_channel(user))
         if user is scene.bob:
-            assert probe.seen == {"locale": "fr", "guild_locale": "de", "admin": True, "owner": False,
-                                  "entitlements": [SKU_ID], "nsfw": True, "listed": [SKU_ID],
-                                  "size_limit": 10 * 1024 * 1024}
+            assert probe.seen == {
+                "locale": "fr",
+                "guild_locale": "de",
+                "admin": True,
+                "owner": False,
+                "entitlements": [SKU_ID],
+                "nsfw": True,
+                "listed": [SKU_ID],
+                "size_limit": 10 * 1024 * 1024,
+            }
         else:
             assert probe.seen["owner"] is True and probe.seen["entitlements"] == []
     assert [m.content for m in server.dm_messages(scene.bob)] == ["a private word"]
@@ -360,7 +372,7 @@ class ZlibStream:
 async def test_discord_py_gateway_compression(scene: Scene, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     if mode == "zlib-stream":
         monkeypatch.setattr(discord.utils, "_ActiveDecompressionContext", ZlibStream)
-    elif discord.utils._ActiveDecompressionContext.COMPRESSION_TYPE != mode:
+    elif mode != discord.utils._ActiveDecompressionContext.COMPRESSION_TYPE:
         pytest.skip("discord.py picks zstd-stream only when zstandard is installed")
     async with running_bot(scene):
         itx = await scene.server.slash(scene.alice, scene.channel, "upscale", job="xyz789")
@@ -416,10 +428,16 @@ SUBPROCESS_BOT = textwrap.dedent(
 
 
 async def test_subprocess_bot_is_redirected_by_the_boot_folder(scene: Scene, tmp_path: object) -> None:
-    env = {**os.environ, URL_ENV: scene.server.base_url, "PYTHONPATH": str(BOOT_DIR),
-           "TOKEN": scene.server.token, "CHANNEL_ID": str(scene.channel.id)}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", SUBPROCESS_BOT, env=env,
-                                                stderr=asyncio.subprocess.PIPE)
+    env = {
+        **os.environ,
+        URL_ENV: scene.server.base_url,
+        "PYTHONPATH": str(BOOT_DIR),
+        "TOKEN": scene.server.token,
+        "CHANNEL_ID": str(scene.channel.id),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SUBPROCESS_BOT, env=env, stderr=asyncio.subprocess.PIPE
+    )
     try:
         msg = await scene.server.wait_for_message(scene.channel, timeout=30)
     finally:

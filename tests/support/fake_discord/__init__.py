@@ -20,15 +20,14 @@ from __future__ import annotations
 import pathlib
 
 from .interaction import FakeInteraction
+from .messages import FakeAttachment, FakeMessage
 from .models import (
     ADMINISTRATOR,
     ALL_PERMISSIONS,
     EVERYONE_PERMISSIONS,
-    FakeAttachment,
     FakeChannel,
     FakeGuild,
     FakeMember,
-    FakeMessage,
     FakeRole,
     FakeUser,
 )

@@ -16,7 +16,8 @@ from .interaction import (
     Resolved,
     interaction_payload,
 )
-from .models import FakeChannel, FakeMessage, FakeUser, walk_components
+from .messages import FakeMessage, walk_components
+from .models import FakeChannel, FakeUser
 from .records import InteractionResponse
 from .world import World
 
@@ -53,8 +54,9 @@ class UserActions:
         data = self._command_data(schema, build_options(schema, path, {**(options or {}), **values}, resolved))
         if resolved.data:
             data["resolved"] = resolved.data
-        itx = FakeInteraction(self.world, kind=APPLICATION_COMMAND, user=user, channel=channel,
-                              lifetime=self.token_lifetime, name=command)
+        itx = FakeInteraction(
+            self.world, kind=APPLICATION_COMMAND, user=user, channel=channel, lifetime=self.token_lifetime, name=command
+        )
         return self._send(itx, data, locale=locale)
 
     async def autocomplete(
@@ -77,8 +79,9 @@ class UserActions:
         filled = {**(options or {}), **values, focused: value}
         resolved = Resolved(self.world, channel, user)
         data = self._command_data(schema, build_options(schema, path, filled, resolved, focused=focused))
-        itx = FakeInteraction(self.world, kind=AUTOCOMPLETE, user=user, channel=channel,
-                              lifetime=self.token_lifetime, name=command)
+        itx = FakeInteraction(
+            self.world, kind=AUTOCOMPLETE, user=user, channel=channel, lifetime=self.token_lifetime, name=command
+        )
         answer = await self._send(itx, data, locale=locale).response(timeout)
         if answer.type != InteractionResponse.AUTOCOMPLETE_RESULT:
             raise AssertionError(f"autocomplete of /{command} answered with type {answer.type}, not 8")
@@ -103,8 +106,9 @@ class UserActions:
         resolved = Resolved(self.world, where, user)
         target_id = resolved.add_message(target) if isinstance(target, FakeMessage) else resolved.add_user(target)
         data = self._command_data(schema, None) | {"target_id": target_id, "resolved": resolved.data}
-        itx = FakeInteraction(self.world, kind=APPLICATION_COMMAND, user=user, channel=where,
-                              lifetime=self.token_lifetime, name=name)
+        itx = FakeInteraction(
+            self.world, kind=APPLICATION_COMMAND, user=user, channel=where, lifetime=self.token_lifetime, name=name
+        )
         return self._send(itx, data, locale=locale)
 
     async def click(
@@ -133,8 +137,14 @@ class UserActions:
                 data["resolved"] = resolved.data
         elif values is not None:
             raise TypeError(f"component {custom_id!r} is type {kind}, not a select: it takes no values")
-        itx = FakeInteraction(self.world, kind=MESSAGE_COMPONENT, user=user, channel=message.channel,
-                              message=message, lifetime=self.token_lifetime)
+        itx = FakeInteraction(
+            self.world,
+            kind=MESSAGE_COMPONENT,
+            user=user,
+            channel=message.channel,
+            message=message,
+            lifetime=self.token_lifetime,
+        )
         return self._send(itx, data, locale=locale)
 
     async def submit_modal(
@@ -170,10 +180,13 @@ class UserActions:
             if custom_id is None:
                 raise TypeError("submit_modal on a message needs the modal's custom_id")
             channel = source.channel
-            components = [{"type": 1, "components": [{"type": TEXT_INPUT, "custom_id": k, "value": str(v)}]}
-                          for k, v in values.items()]
-        itx = FakeInteraction(self.world, kind=MODAL_SUBMIT, user=user, channel=channel, message=message,
-                              lifetime=self.token_lifetime)
+            components = [
+                {"type": 1, "components": [{"type": TEXT_INPUT, "custom_id": k, "value": str(v)}]}
+                for k, v in values.items()
+            ]
+        itx = FakeInteraction(
+            self.world, kind=MODAL_SUBMIT, user=user, channel=channel, message=message, lifetime=self.token_lifetime
+        )
         return self._send(itx, {"custom_id": custom_id, "components": components}, locale=locale)
 
     async def say(self, user: FakeUser, channel: FakeChannel, content: str) -> FakeMessage:

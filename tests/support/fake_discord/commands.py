@@ -69,7 +69,7 @@ class CommandRegistry:
 
     def find(self, name: str, kind: int, guild_id: int | None) -> dict[str, Any]:
         """The command a user would pick in ``guild_id``: the guild's own first, then the global one."""
-        for scope in ((guild_id, None) if guild_id is not None else (None,)):
+        for scope in (guild_id, None) if guild_id is not None else (None,):
             command = self._scopes.get(scope, {}).get((name, kind))
             if command is not None:
                 return command

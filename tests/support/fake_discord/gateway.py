@@ -174,8 +174,9 @@ class Gateway:
         conn = _Connection(ws=ws, request=request, encoder=_Encoder(mode))
         self._connections.add(conn)
         try:
-            await conn.send({"op": HELLO, "d": {"heartbeat_interval": int(self.heartbeat_interval * 1000)},
-                             "s": None, "t": None})
+            await conn.send(
+                {"op": HELLO, "d": {"heartbeat_interval": int(self.heartbeat_interval * 1000)}, "s": None, "t": None}
+            )
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
                     await self._receive(conn, json.loads(msg.data))
@@ -193,7 +194,7 @@ class Gateway:
         return ws
 
     async def _receive(self, conn: _Connection, msg: dict[str, Any]) -> None:
-        op, data = msg.get("op"), msg.get("d")
+        op, data = msg.get("op"), msg.get("d") or {}
         if op == HEARTBEAT:
             await conn.send({"op": HEARTBEAT_ACK, "d": None, "s": None, "t": None})
         elif op == IDENTIFY:
@@ -226,7 +227,7 @@ class Gateway:
         for guild in guilds:
             session.push("GUILD_CREATE", guild.payload())
         session.initial = len(session.events)
-        self._attach(conn, session, sent=0)
+        await self._attach(conn, session, sent=0)
 
     async def _resume(self, conn: _Connection, data: dict[str, Any]) -> None:
         session = self.sessions.get(str(data.get("session_id")))
@@ -236,12 +237,12 @@ class Gateway:
         self.resumes += 1
         seq = int(data.get("seq") or 0)
         session.push("RESUMED", {})
-        self._attach(conn, session, sent=min(seq, len(session.events)))
+        await self._attach(conn, session, sent=min(seq, len(session.events)))
 
-    def _attach(self, conn: _Connection, session: _Session, *, sent: int) -> None:
-        if session.conn is not None and session.conn is not conn:
-            asyncio.ensure_future(session.conn.ws.close(code=4000, message=b"Session taken over."))
-        session.conn = conn
+    async def _attach(self, conn: _Connection, session: _Session, *, sent: int) -> None:
+        old, session.conn = session.conn, conn
+        if old is not None and old is not conn:
+            await old.ws.close(code=4000, message=b"Session taken over.")
         session.sent = sent
         conn.session = session
         conn.writer = asyncio.create_task(self._write(conn, session), name=f"fake-gateway-writer-{session.id}")

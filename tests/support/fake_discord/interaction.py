@@ -8,7 +8,8 @@ import secrets
 import time
 from typing import Any
 
-from .models import FakeAttachment, FakeChannel, FakeMessage, FakeRole, FakeUser, iso
+from .messages import FakeAttachment, FakeMessage
+from .models import FakeChannel, FakeRole, FakeUser, iso
 from .records import InteractionResponse
 from .wire import UploadedFile
 from .world import World
@@ -151,7 +152,7 @@ def interaction_payload(
 
 def active_entitlements(world: World, user_id: int, guild_id: int | None) -> list[dict[str, Any]]:
     """Entitlements in force now for a user (or their guild)."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     found = []
     for ent in world.entitlements:
         owner_ok = ent.get("user_id") == str(user_id) or (guild_id is not None and ent.get("guild_id") == str(guild_id))
@@ -209,7 +210,7 @@ class Resolved:
             elif isinstance(value, tuple) and len(value) == 2:
                 filename, data = value
             else:
-                raise TypeError(f"attachment option takes bytes, (filename, bytes), a Path or a FakeAttachment: {value!r}")
+                raise TypeError(f"attachment options take bytes, (name, bytes), a Path or a FakeAttachment: {value!r}")
             upload = UploadedFile(index=0, filename=filename, content_type="application/octet-stream", data=data)
             value = self.world.store_attachment(upload, self.channel.id, ephemeral=True)
         self.data.setdefault("attachments", {})[str(value.id)] = value.payload()

@@ -61,8 +61,12 @@ class Fault:
         }
         if self.is_global:
             headers["X-RateLimit-Global"] = "true"
-        body = {"message": self.message or "You are being rate limited.", "retry_after": self.retry_after,
-                "global": self.is_global, "code": self.code}
+        body = {
+            "message": self.message or "You are being rate limited.",
+            "retry_after": self.retry_after,
+            "global": self.is_global,
+            "code": self.code,
+        }
         return json_response(body, status=429, headers=headers)
 
 

@@ -25,8 +25,9 @@ def apply(base_url: str) -> Callable[[], None]:
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE)
     base = base_url.rstrip("/")
     url = yarl.URL(base)
+    gateway = url.with_scheme("wss" if url.scheme == "https" else "ws") / "gateway"
     discord.http.Route.BASE = f"{base}/api/v10"
-    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = url.with_scheme("wss" if url.scheme == "https" else "ws") / "gateway"
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
     discord.asset.Asset.BASE = f"{base}/cdn"
 
     def undo() -> None:

@@ -54,8 +54,12 @@ class RestApi:
             web.get("/guilds/{guild_id}/members/{user_id}", self.member),
         ]
         for path in commands:
-            routes += [web.get(path, self.list_commands), web.put(path, self.overwrite_commands),
-                       web.post(path, self.upsert_command), web.delete(path + "/{command_id}", self.delete_command)]
+            routes += [
+                web.get(path, self.list_commands),
+                web.put(path, self.overwrite_commands),
+                web.post(path, self.upsert_command),
+                web.delete(path + "/{command_id}", self.delete_command),
+            ]
         return routes
 
     # -- gateway, users, application -------------------------------------------------------------------------
@@ -87,20 +91,48 @@ class RestApi:
     async def application(self, request: web.Request) -> web.Response:
         world = self.world
         data: dict[str, Any] = {
-            "id": str(world.app_id), "name": world.bot.name, "icon": None, "description": "", "summary": "",
-            "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64, "flags": 0, "tags": [],
-            "owner": self.owner.payload(), "team": None, "bot": world.bot.payload(), "redirect_uris": [],
-            "interactions_endpoint_url": None, "approximate_guild_count": len(world.guilds),
+            "id": str(world.app_id),
+            "name": world.bot.name,
+            "icon": None,
+            "description": "",
+            "summary": "",
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "flags": 0,
+            "tags": [],
+            "owner": self.owner.payload(),
+            "team": None,
+            "bot": world.bot.payload(),
+            "redirect_uris": [],
+            "interactions_endpoint_url": None,
+            "approximate_guild_count": len(world.guilds),
             "integration_types_config": {"0": {}},
         }
         if self.team:
             team_id = str(self.owner.id)
-            data["owner"] = {"id": team_id, "username": f"team{team_id}", "discriminator": "0000", "avatar": None,
-                             "flags": 1024}
+            data["owner"] = {
+                "id": team_id,
+                "username": f"team{team_id}",
+                "discriminator": "0000",
+                "avatar": None,
+                "flags": 1024,
+            }
             data["team"] = {
-                "id": team_id, "name": "Operators", "icon": None, "owner_user_id": str(self.team[0].id),
-                "members": [{"membership_state": 2, "team_id": team_id, "user": u.payload(), "role": "admin",
-                             "permissions": ["*"]} for u in self.team],
+                "id": team_id,
+                "name": "Operators",
+                "icon": None,
+                "owner_user_id": str(self.team[0].id),
+                "members": [
+                    {
+                        "membership_state": 2,
+                        "team_id": team_id,
+                        "user": u.payload(),
+                        "role": "admin",
+                        "permissions": ["*"],
+                    }
+                    for u in self.team
+                ],
             }
         return json_response(data)
 

@@ -12,13 +12,14 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from .actions import UserActions
+from .app import build_app
 from .gateway import Gateway
+from .messages import FakeMessage
 from .models import (
     EVERYONE_PERMISSIONS,
     FakeChannel,
     FakeGuild,
     FakeMember,
-    FakeMessage,
     FakeRole,
     FakeUser,
     Snowflakes,
@@ -27,14 +28,11 @@ from .models import (
 from .records import Fault, RestCall
 from .rest import RestApi
 from .webhooks import InteractionWebhooks
-from .wire import BODY, DiscordError, json_response, read_body
 from .world import World
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-API = "/api/v10"
-_NO_AUTH = ("/interactions/", "/webhooks/")
 
 
 class FakeDiscord(UserActions):
@@ -69,16 +67,22 @@ class FakeDiscord(UserActions):
         self.snowflakes = Snowflakes()
         app_id = app_id or self.snowflakes.next()
         bot = FakeUser(id=bot_user_id or app_id, name=bot_name, bot=True)
-        self.world = World(app_id=app_id, bot=bot, snowflakes=self.snowflakes,
-                           attachment_size_limit=attachment_size_limit)
+        self.world = World(
+            app_id=app_id, bot=bot, snowflakes=self.snowflakes, attachment_size_limit=attachment_size_limit
+        )
         self.token = token
         self.token_lifetime = token_lifetime
         self.owner = self._user(owner_id or self.snowflakes.next(), "owner")
         team = [self.owner, *(self._user(i, f"operator{n}") for n, i in enumerate(team_member_ids))]
         self.gateway = Gateway(self.world, token=token, heartbeat_interval=heartbeat_interval, on_sent=self._on_sent)
         self.world.emit = self.gateway.dispatch
-        self.rest = RestApi(self.world, owner=self.owner, team=team if len(team) > 1 else [], shards=shards,
-                            gateway_url=lambda: self.gateway.url)
+        self.rest = RestApi(
+            self.world,
+            owner=self.owner,
+            team=team if len(team) > 1 else [],
+            shards=shards,
+            gateway_url=lambda: self.gateway.url,
+        )
         self.webhooks = InteractionWebhooks(self.world, callback_deadline=callback_deadline)
         self._host, self._port = host, port
         self._runner: web.AppRunner | None = None
@@ -98,11 +102,7 @@ class FakeDiscord(UserActions):
 
     async def start(self) -> str:
         """Listen on ``host:port`` (0: any free port); returns the base URL, e.g. ``http://127.0.0.1:40123``."""
-        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
-        for route in [*self.rest.routes(), *self.webhooks.routes()]:
-            app.router.add_route(route.method, API + route.path, route.handler)  # type: ignore[attr-defined]
-        app.router.add_get("/gateway", self.gateway.handle)
-        app.router.add_get("/cdn/{folder}/{channel_id}/{attachment_id}/{filename}", self.rest.cdn_attachment)
+        app = build_app(self.world, token=self.token, gateway=self.gateway, rest=self.rest, webhooks=self.webhooks)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -127,46 +127,6 @@ class FakeDiscord(UserActions):
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
-        if request.path == "/gateway":
-            return await handler(request)  # type: ignore[no-any-return]
-        path = request.path[len(API):] if request.path.startswith(API + "/") else request.path
-        call = RestCall(request.method, path, dict(request.query), None, [], time.monotonic())
-        self.world.calls.append(call)
-        try:
-            body = await read_body(request)
-            call.json, call.files = body.json, body.files
-            request[BODY] = body
-            response = self._fault(call) or await self._handle(request, handler, call)
-        except DiscordError as exc:
-            response = exc.response()
-        call.status = response.status
-        self.world.changed()
-        return response
-
-    def _fault(self, call: RestCall) -> web.StreamResponse | None:
-        fault = next((f for f in self.world.faults if f.matches(call.method, call.path)), None)
-        if fault is None:
-            return None
-        fault.count -= 1
-        call.fault = True
-        log.info("fake Discord: injected %s for %s %s", fault.status, call.method, call.path)
-        return fault.response()
-
-    async def _handle(self, request: web.Request, handler: Callable[..., Any], call: RestCall) -> web.StreamResponse:
-        if request.path.startswith(API) and not call.path.startswith(_NO_AUTH):
-            if request.headers.get("Authorization") != f"Bot {self.token}":
-                raise DiscordError(401, 0, "401: Unauthorized")
-        try:
-            return await handler(request)  # type: ignore[no-any-return]
-        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
-            self.world.unknown_calls.append(call)
-            log.error("fake Discord has no route for %s %s: add it to tests/support/fake_discord", call.method,
-                      request.path)
-            return json_response({"message": f"fake Discord has no route for {call.method} {request.path}",
-                                  "code": 0}, status=404)
-
     def _on_sent(self, payload: dict[str, Any]) -> None:
         if payload.get("t") == "INTERACTION_CREATE":
             itx = self.world.interactions.get(int(payload["d"]["id"]))
@@ -181,15 +141,21 @@ class FakeDiscord(UserActions):
         return user
 
     def add_guild(
-        self, name: str = "Test", *, owner_id: int | None = None, locale: str = "en-US",
+        self,
+        name: str = "Test",
+        *,
+        owner_id: int | None = None,
+        locale: str = "en-US",
         bot_permissions: int = EVERYONE_PERMISSIONS,
     ) -> FakeGuild:
         """A guild the bot is in; the owner (the application's owner by default) and the bot are members."""
         guild = FakeGuild(id=self.snowflakes.next(), name=name, owner_id=owner_id or self.owner.id, locale=locale)
-        guild.roles[guild.id] = FakeRole(id=guild.id, guild_id=guild.id, name="@everyone",
-                                         permissions=EVERYONE_PERMISSIONS)
-        bot_role = FakeRole(id=self.snowflakes.next(), guild_id=guild.id, name=self.bot.name,
-                            permissions=bot_permissions, position=1)
+        guild.roles[guild.id] = FakeRole(
+            id=guild.id, guild_id=guild.id, name="@everyone", permissions=EVERYONE_PERMISSIONS
+        )
+        bot_role = FakeRole(
+            id=self.snowflakes.next(), guild_id=guild.id, name=self.bot.name, permissions=bot_permissions, position=1
+        )
         guild.roles[bot_role.id] = bot_role
         guild.members[self.bot.id] = FakeMember(user=self.bot, guild_id=guild.id, role_ids=[bot_role.id])
         self.world.guilds[guild.id] = guild
@@ -200,12 +166,24 @@ class FakeDiscord(UserActions):
         return guild
 
     def add_channel(
-        self, guild: FakeGuild, name: str = "general", *, nsfw: bool = False, topic: str | None = None,
+        self,
+        guild: FakeGuild,
+        name: str = "general",
+        *,
+        nsfw: bool = False,
+        topic: str | None = None,
         bot_permissions: int | None = None,
     ) -> FakeChannel:
         """A text channel; ``bot_permissions`` overrides the bot's permissions there."""
-        channel = FakeChannel(id=self.snowflakes.next(), name=name, guild_id=guild.id, nsfw=nsfw, topic=topic,
-                              position=len(guild.channels), bot_permissions=bot_permissions)
+        channel = FakeChannel(
+            id=self.snowflakes.next(),
+            name=name,
+            guild_id=guild.id,
+            nsfw=nsfw,
+            topic=topic,
+            position=len(guild.channels),
+            bot_permissions=bot_permissions,
+        )
         guild.channels[channel.id] = channel
         self.world.channels[channel.id] = channel
         self.world.emit("CHANNEL_CREATE", channel.payload(), guild.id)
@@ -214,23 +192,37 @@ class FakeDiscord(UserActions):
 
     def add_role(self, guild: FakeGuild, name: str, *, permissions: int = 0) -> FakeRole:
         """A role (``permissions`` a bit field; ``1 << 3`` is Administrator)."""
-        role = FakeRole(id=self.snowflakes.next(), guild_id=guild.id, name=name, permissions=permissions,
-                        position=len(guild.roles))
+        role = FakeRole(
+            id=self.snowflakes.next(), guild_id=guild.id, name=name, permissions=permissions, position=len(guild.roles)
+        )
         guild.roles[role.id] = role
         self.world.emit("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role.payload()}, guild.id)
         return role
 
     def add_user(
-        self, name: str, *, locale: str = "en-US", created_at: dt.datetime | None = None,
-        permissions: int | None = None, guilds: Iterable[FakeGuild] | None = None, roles: Iterable[FakeRole] = (),
-        global_name: str | None = None, dms_open: bool = True,
+        self,
+        name: str,
+        *,
+        locale: str = "en-US",
+        created_at: dt.datetime | None = None,
+        permissions: int | None = None,
+        guilds: Iterable[FakeGuild] | None = None,
+        roles: Iterable[FakeRole] = (),
+        global_name: str | None = None,
+        dms_open: bool = True,
     ) -> FakeUser:
         """A user (account created at ``created_at``) who joins ``guilds`` (default: every guild so far).
 
         ``permissions`` are granted through a role of their own in each guild; ``roles`` are added as given.
         """
-        user = FakeUser(id=self.snowflakes.next(created_at), name=name, locale=locale, global_name=global_name,
-                        permissions=permissions, dms_open=dms_open)
+        user = FakeUser(
+            id=self.snowflakes.next(created_at),
+            name=name,
+            locale=locale,
+            global_name=global_name,
+            permissions=permissions,
+            dms_open=dms_open,
+        )
         self.world.users[user.id] = user
         for guild in self.world.guilds.values() if guilds is None else guilds:
             own = [r for r in roles if r.guild_id == guild.id]
@@ -248,14 +240,27 @@ class FakeDiscord(UserActions):
         return member
 
     def add_entitlement(
-        self, user: FakeUser | None = None, *, sku_id: int, guild: FakeGuild | None = None, type: int = 8,
-        starts_at: dt.datetime | None = None, ends_at: dt.datetime | None = None,
+        self,
+        user: FakeUser | None = None,
+        *,
+        sku_id: int,
+        guild: FakeGuild | None = None,
+        type: int = 8,
+        starts_at: dt.datetime | None = None,
+        ends_at: dt.datetime | None = None,
     ) -> dict[str, Any]:
         """An entitlement (type 8: subscription) for a user or a guild; sent in interactions and listed by REST."""
         ent = {
-            "id": str(self.snowflakes.next()), "sku_id": str(sku_id), "application_id": str(self.app_id),
-            "user_id": None if user is None else str(user.id), "guild_id": None if guild is None else str(guild.id),
-            "type": type, "deleted": False, "consumed": False, "starts_at": iso(starts_at), "ends_at": iso(ends_at),
+            "id": str(self.snowflakes.next()),
+            "sku_id": str(sku_id),
+            "application_id": str(self.app_id),
+            "user_id": None if user is None else str(user.id),
+            "guild_id": None if guild is None else str(guild.id),
+            "type": type,
+            "deleted": False,
+            "consumed": False,
+            "starts_at": iso(starts_at),
+            "ends_at": iso(ends_at),
         }
         self.world.entitlements.append(ent)
         self.world.emit("ENTITLEMENT_CREATE", ent, None)
@@ -303,8 +308,11 @@ class FakeDiscord(UserActions):
     def requests(self, method: str | None = None, path: str | None = None) -> list[RestCall]:
         """Recorded calls with that method and a path that fully matches the regex ``path``."""
         pattern = re.compile(path) if path else None
-        return [c for c in self.world.calls
-                if (method is None or c.method == method) and (pattern is None or pattern.fullmatch(c.path))]
+        return [
+            c
+            for c in self.world.calls
+            if (method is None or c.method == method) and (pattern is None or pattern.fullmatch(c.path))
+        ]
 
     @property
     def identify_count(self) -> int:
@@ -332,16 +340,22 @@ class FakeDiscord(UserActions):
         await self.wait_until(all_ready, timeout, "the bot to identify and receive its guilds")
 
     async def wait_for_message(
-        self, channel: FakeChannel | None = None, predicate: Callable[[FakeMessage], bool] | None = None,
-        *, timeout: float = 5.0,
+        self,
+        channel: FakeChannel | None = None,
+        predicate: Callable[[FakeMessage], bool] | None = None,
+        *,
+        timeout: float = 5.0,
     ) -> FakeMessage:
         """The first live message (in ``channel``, or anywhere; ephemeral ones included) matching ``predicate``,
         as posted or edited; waits for one to appear."""
 
         def find() -> FakeMessage | None:
             for msg in sorted(self.world.messages.values(), key=lambda m: m.id):
-                if not msg.deleted and (channel is None or msg.channel is channel) and (
-                        predicate is None or predicate(msg)):
+                if (
+                    not msg.deleted
+                    and (channel is None or msg.channel is channel)
+                    and (predicate is None or predicate(msg))
+                ):
                     return msg
             return None
 
@@ -351,14 +365,30 @@ class FakeDiscord(UserActions):
     # -- faults -----------------------------------------------------------------------------------------------
 
     def fail_next(
-        self, method: str, path: str, *, status: int = 429, retry_after: float = 0.2, count: int = 1, code: int = 0,
-        message: str | None = None, is_global: bool = False,
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 429,
+        retry_after: float = 0.2,
+        count: int = 1,
+        code: int = 0,
+        message: str | None = None,
+        is_global: bool = False,
     ) -> Fault:
         """Answer the next ``count`` requests ``method`` (or ``"*"``) whose path (after ``/api/v10``) fully
         matches regex ``path`` with ``status``: a 429 with Discord's body and rate-limit headers, or an error
         JSON with ``code`` and ``message``."""
-        fault = Fault(method=method, path=re.compile(path), status=status, count=count, retry_after=retry_after,
-                      code=code, message=message, is_global=is_global)
+        fault = Fault(
+            method=method,
+            path=re.compile(path),
+            status=status,
+            count=count,
+            retry_after=retry_after,
+            code=code,
+            message=message,
+            is_global=is_global,
+        )
         self.world.faults.append(fault)
         return fault
 

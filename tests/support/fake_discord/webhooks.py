@@ -18,7 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from .interaction import APPLICATION_COMMAND, AUTOCOMPLETE, MESSAGE_COMPONENT, MODAL_SUBMIT, FakeInteraction
-from .models import EPHEMERAL, LOADING, FakeMessage
+from .messages import FakeMessage
+from .models import EPHEMERAL, LOADING
 from .records import InteractionResponse
 from .wire import BODY, Body, DiscordError, invalid_form, json_response, no_content, snowflake_param
 from .world import World
@@ -28,8 +29,14 @@ log = logging.getLogger(__name__)
 R = InteractionResponse
 _ALLOWED = {  # interaction type -> callback types Discord accepts for it
     APPLICATION_COMMAND: {R.CHANNEL_MESSAGE, R.DEFERRED_CHANNEL_MESSAGE, R.MODAL, R.LAUNCH_ACTIVITY},
-    MESSAGE_COMPONENT: {R.CHANNEL_MESSAGE, R.DEFERRED_CHANNEL_MESSAGE, R.DEFERRED_UPDATE_MESSAGE, R.UPDATE_MESSAGE,
-                        R.MODAL, R.LAUNCH_ACTIVITY},
+    MESSAGE_COMPONENT: {
+        R.CHANNEL_MESSAGE,
+        R.DEFERRED_CHANNEL_MESSAGE,
+        R.DEFERRED_UPDATE_MESSAGE,
+        R.UPDATE_MESSAGE,
+        R.MODAL,
+        R.LAUNCH_ACTIVITY,
+    },
     AUTOCOMPLETE: {R.AUTOCOMPLETE_RESULT},
     MODAL_SUBMIT: {R.CHANNEL_MESSAGE, R.DEFERRED_CHANNEL_MESSAGE, R.DEFERRED_UPDATE_MESSAGE, R.UPDATE_MESSAGE},
 }
@@ -78,8 +85,11 @@ class InteractionWebhooks:
         return json_response(self._callback_result(itx, kind, message))
 
     def _too_late(self, itx: FakeInteraction) -> bool:
-        return (self.callback_deadline is not None and itx.dispatched_at is not None
-                and time.monotonic() - itx.dispatched_at > self.callback_deadline)
+        return (
+            self.callback_deadline is not None
+            and itx.dispatched_at is not None
+            and time.monotonic() - itx.dispatched_at > self.callback_deadline
+        )
 
     def _apply(self, itx: FakeInteraction, kind: int, data: dict[str, Any], body: Body) -> FakeMessage | None:
         """Carry out a callback; the message it produced or touched."""
@@ -101,8 +111,16 @@ class InteractionWebhooks:
             return itx.message
         return None
 
-    def _post(self, itx: FakeInteraction, data: dict[str, Any], body: Body, *, flags: int,
-              validate: bool = True, followup: bool = False) -> FakeMessage:
+    def _post(
+        self,
+        itx: FakeInteraction,
+        data: dict[str, Any],
+        body: Body,
+        *,
+        flags: int,
+        validate: bool = True,
+        followup: bool = False,
+    ) -> FakeMessage:
         metadata: dict[str, Any] = {
             "id": str(itx.id),
             "type": itx.type,
@@ -117,16 +135,27 @@ class InteractionWebhooks:
         if itx.type == APPLICATION_COMMAND and not followup:
             msg_type = 20 if "target_id" not in itx.payload.get("data", {}) else 23
         return self.world.create_message(
-            itx.channel, self.world.bot, data, body.files, flags=flags, validate=validate, webhook_id=self.world.app_id, application_id=self.world.app_id,
-            interaction_metadata=metadata, type=msg_type,
+            itx.channel,
+            self.world.bot,
+            data,
+            body.files,
+            flags=flags,
+            validate=validate,
+            webhook_id=self.world.app_id,
+            application_id=self.world.app_id,
+            interaction_metadata=metadata,
+            type=msg_type,
         )
 
     def _callback_result(self, itx: FakeInteraction, kind: int, message: FakeMessage | None) -> dict[str, Any]:
         interaction: dict[str, Any] = {"id": str(itx.id), "type": itx.type}
         resource: dict[str, Any] = {"type": kind}
         if message is not None:
-            interaction.update(response_message_id=str(message.id), response_message_loading=message.loading,
-                               response_message_ephemeral=message.ephemeral)
+            interaction.update(
+                response_message_id=str(message.id),
+                response_message_loading=message.loading,
+                response_message_ephemeral=message.ephemeral,
+            )
             resource["message"] = message.payload()
         return {"interaction": interaction, "resource": resource}
 

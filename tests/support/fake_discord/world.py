@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from .commands import CommandRegistry
+from .messages import FakeAttachment, FakeMessage
 from .models import (
     DM,
     EPHEMERAL,
     LOADING,
-    FakeAttachment,
     FakeChannel,
     FakeGuild,
-    FakeMessage,
     FakeUser,
     Snowflakes,
     utcnow,
@@ -42,7 +41,7 @@ _EDIT_FLAGS = SUPPRESS_EMBEDS | IS_COMPONENTS_V2
 _UNSAFE_FILENAME = re.compile(r"[^\w.-]")
 
 # (event name, data, guild id or None for DMs and global events)
-Emitter = Callable[[str, dict[str, Any], int | None], None]
+Emitter = Callable[[str, dict[str, Any], int | None], object]
 
 
 class World:
@@ -198,8 +197,12 @@ class World:
                 url = (embed.get(key) or {}).get("url", "")
                 if url.startswith("attachment://") and url[13:] in by_name:
                     found = by_name[url[13:]]
-                    embed[key] = {"url": found.url, "proxy_url": found.url, "width": found.width,
-                                  "height": found.height}
+                    embed[key] = {
+                        "url": found.url,
+                        "proxy_url": found.url,
+                        "width": found.width,
+                        "height": found.height,
+                    }
 
     def _attachments(
         self, msg: FakeMessage, entries: list[dict[str, Any]] | None, files: list[UploadedFile]
@@ -213,8 +216,15 @@ class World:
                 result.append(current[key])
             elif key in uploads:
                 upload = uploads.pop(key)
-                result.append(self.store_attachment(upload, msg.channel.id, filename=entry.get("filename"),
-                                                    description=entry.get("description"), ephemeral=msg.ephemeral))
+                result.append(
+                    self.store_attachment(
+                        upload,
+                        msg.channel.id,
+                        filename=entry.get("filename"),
+                        description=entry.get("description"),
+                        ephemeral=msg.ephemeral,
+                    )
+                )
             else:
                 raise invalid_form(f"attachments.{position}.id", f"Unknown attachment {key}")
         result.extend(self.store_attachment(u, msg.channel.id, ephemeral=msg.ephemeral) for u in uploads.values())
