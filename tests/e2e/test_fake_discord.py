@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 import sys
-import textwrap
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,20 +20,20 @@ from PIL import Image
 
 from tests.support.fake_discord import (
     ADMINISTRATOR,
-    BOOT_DIR,
-    URL_ENV,
     FakeChannel,
     FakeDiscord,
     FakeGuild,
     FakeUser,
     InteractionResponse,
     redirect,
+    subprocess_env,
 )
 
 pytestmark = pytest.mark.e2e
 
 OWNER_ID = 111_111_111_111_111_111
 SKU_ID = 222_222_222_222_222_222
+TEAMMATE_ID = 333_333_333_333_333_333
 JOBS = ["abc123", "abd456", "xyz789"]
 Seconds = app_commands.Range[int, 1]
 
@@ -59,6 +57,13 @@ class ResultView(discord.ui.View):
     async def upscale(self, interaction: discord.Interaction, button: discord.ui.Button[ResultView]) -> None:
         await interaction.response.edit_message(content=f"upscaled by {interaction.user.name}", view=None)
 
+    @discord.ui.select(
+        custom_id="demo:variant", options=[discord.SelectOption(label="V1"), discord.SelectOption(label="V2")]
+    )
+    async def variant(self, interaction: discord.Interaction, select: discord.ui.Select[ResultView]) -> None:
+        await interaction.response.defer()  # a component's silent deferral: type 6
+        await interaction.edit_original_response(content=f"variant {select.values[0]}")
+
 
 class PromptModal(discord.ui.Modal, title="Describe"):
     prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(label="Prompt", custom_id="demo:prompt")
@@ -73,12 +78,19 @@ class Probe:
     """What the bot saw, for assertions the Discord side cannot show."""
 
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
     errors: list[tuple[int, int]] = field(default_factory=list)
     seen: dict[str, object] = field(default_factory=dict)
 
 
-def make_bot(probe: Probe) -> commands.Bot:
-    bot = commands.Bot(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
+def make_bot(probe: Probe, *, sharded: bool = False) -> commands.Bot:
+    kind = commands.AutoShardedBot if sharded else commands.Bot
+    bot = kind(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
+
+    async def before_identify_hook(shard_id: int | None, *, initial: bool = False) -> None:
+        """No 5 s pause between shards' IDENTIFYs: the fake has no identify rate limit."""
+
+    bot.before_identify_hook = before_identify_hook  # type: ignore[method-assign]
 
     @bot.tree.command(description="Make a picture")
     async def imagine(interaction: discord.Interaction, prompt: str) -> None:
@@ -86,6 +98,21 @@ def make_bot(probe: Probe) -> commands.Bot:
         await interaction.followup.send(
             f"**{prompt}**", file=discord.File(io.BytesIO(png()), "grid.png"), view=ResultView(), wait=True
         )
+
+    @bot.tree.command(description="Render with progress edits")
+    async def render(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)
+        await interaction.edit_original_response(content="50%")
+        original = await interaction.original_response()
+        final = discord.File(io.BytesIO(png(8, 8)), "final.png")
+        await interaction.edit_original_response(content=f"done {original.id}", attachments=[final])
+        temporary = await interaction.followup.send("temporary", wait=True)
+        await temporary.delete()
+
+    @bot.tree.command(description="Vary an uploaded image")
+    async def vary(interaction: discord.Interaction, image: discord.Attachment) -> None:
+        data = await image.read()
+        await interaction.response.send_message(f"{image.filename}: {len(data)} bytes, {image.width}x{image.height}")
 
     @bot.tree.command(description="Open a modal")
     async def describe(interaction: discord.Interaction) -> None:
@@ -130,6 +157,7 @@ def make_bot(probe: Probe) -> commands.Bot:
             await interaction.followup.send("too late?")
         except discord.HTTPException as exc:
             probe.errors.append((exc.status, exc.code))
+        probe.done.set()
 
     admin = app_commands.Group(name="admin", description="Operator commands")
 
@@ -167,8 +195,9 @@ class Scene:
 
 
 @pytest.fixture
-async def scene() -> AsyncIterator[Scene]:
-    server = FakeDiscord(owner_id=OWNER_ID, heartbeat_interval=1.0)
+async def scene(request: pytest.FixtureRequest) -> AsyncIterator[Scene]:
+    """A started fake with one guild (locale de), an NSFW channel, alice and bob (an administrator)."""
+    server = FakeDiscord(owner_id=OWNER_ID, heartbeat_interval=1.0, **getattr(request, "param", {}))
     guild = server.add_guild("Test", locale="de")
     channel = server.add_channel(guild, "art", nsfw=True)
     alice = server.add_user("alice", locale="en-US")
@@ -183,9 +212,9 @@ async def scene() -> AsyncIterator[Scene]:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(scene: Scene) -> AsyncIterator[commands.Bot]:
+async def running_bot(scene: Scene, *, sharded: bool = False) -> AsyncIterator[commands.Bot]:
     """The test bot, connected to the fake and ready; closed afterwards."""
-    bot = make_bot(scene.probe)
+    bot = make_bot(scene.probe, sharded=sharded)
     task = asyncio.create_task(bot.start(scene.server.token))
     ready = asyncio.create_task(scene.server.wait_ready())
     try:
@@ -209,14 +238,24 @@ async def bot(scene: Scene) -> AsyncIterator[commands.Bot]:
 
 # -- tests ------------------------------------------------------------------------------------------------------
 
-
-async def test_bot_syncs_its_commands(scene: Scene, bot: commands.Bot) -> None:
-    names = {c["name"] for c in scene.server.commands()}
-    assert names == {"imagine", "describe", "upscale", "post", "whoami", "slow", "admin", "Upscale"}
-    assert all(c["id"] and c["application_id"] == str(scene.server.app_id) for c in scene.server.commands())
+COMMANDS = {"imagine", "render", "vary", "describe", "upscale", "post", "whoami", "slow", "admin", "Upscale"}
 
 
-async def test_slash_defers_then_followup_fills_it_with_a_png_and_a_button(scene: Scene, bot: commands.Bot) -> None:
+async def test_bot_syncs_global_and_guild_commands(scene: Scene, bot: commands.Bot) -> None:
+    server = scene.server
+    assert {c["name"] for c in server.commands()} == COMMANDS
+    assert all(c["id"] and c["application_id"] == str(server.app_id) for c in server.commands())
+
+    bot.tree.copy_global_to(guild=discord.Object(scene.guild.id))
+    await bot.tree.sync(guild=discord.Object(scene.guild.id))
+    itx = await server.slash(scene.alice, scene.channel, "upscale", job="abc123")
+
+    assert {c["name"] for c in server.commands(scene.guild)} == COMMANDS
+    assert itx.payload["data"]["guild_id"] == str(scene.guild.id)  # the guild's copy wins
+    assert (await itx.response()).content == "upscaling abc123"
+
+
+async def test_slash_defers_then_followup_fills_it_with_a_png_and_components(scene: Scene, bot: commands.Bot) -> None:
     server = scene.server
     itx = await server.slash(scene.alice, scene.channel, "imagine", prompt="a red fox --ar 3:2")
 
@@ -226,7 +265,7 @@ async def test_slash_defers_then_followup_fills_it_with_a_png_and_a_button(scene
     msg = await itx.original()
     assert [m.id for m in await itx.followups()] == [msg.id]  # the first followup fills the placeholder
     assert msg.content == "**a red fox --ar 3:2**" and not msg.ephemeral
-    assert msg.custom_ids == ["demo:upscale:1"] and msg.labels == ["U1"]
+    assert msg.custom_ids == ["demo:upscale:1", "demo:variant"] and msg.labels == ["U1"]
     [picture] = msg.attachments
     assert (picture.filename, picture.content_type, picture.width, picture.height) == ("grid.png", "image/png", 4, 3)
     async with aiohttp.ClientSession() as http, http.get(picture.url) as got:
@@ -245,6 +284,34 @@ async def test_clicking_the_persistent_button_edits_the_message(scene: Scene, bo
     assert [v.content for v in msg.edits] == ["", "**fox**"]  # placeholder, then the followup's content
     with pytest.raises(KeyError):
         await server.click(scene.bob, msg, "demo:upscale:1")
+
+
+async def test_select_defers_the_update_then_edits_its_message(scene: Scene, bot: commands.Bot) -> None:
+    server = scene.server
+    msg = await (await server.slash(scene.alice, scene.channel, "imagine", prompt="fox")).original()
+
+    pick = await server.click(scene.alice, msg, "demo:variant", values=["V2"])
+
+    assert (await pick.response()).type == InteractionResponse.DEFERRED_UPDATE_MESSAGE
+    assert await pick.original(where=lambda m: m.content == "variant V2") is msg
+
+
+async def test_progress_edits_of_the_original_response(scene: Scene, bot: commands.Bot) -> None:
+    server = scene.server
+    itx = await server.slash(scene.alice, scene.channel, "render")
+
+    msg = await itx.original(where=lambda m: m.content.startswith("done"))
+    [temporary] = await itx.followups()
+    await server.wait_until(lambda: temporary.deleted, what="the temporary followup to go")
+
+    assert msg.content == f"done {msg.id}" and [v.content for v in msg.edits] == ["", "50%"]
+    assert [(a.filename, a.width) for a in msg.attachments] == [("final.png", 8)]
+    assert server.messages(scene.channel) == [msg]
+
+
+async def test_attachment_option_is_served_from_the_cdn(scene: Scene, bot: commands.Bot) -> None:
+    itx = await scene.server.slash(scene.alice, scene.channel, "vary", image=("in.png", png(5, 2)))
+    assert (await itx.response()).content == f"in.png: {len(png(5, 2))} bytes, 5x2"
 
 
 async def test_modal_round_trip(scene: Scene, bot: commands.Bot) -> None:
@@ -291,18 +358,19 @@ async def test_interaction_payload_carries_locale_permissions_owner_and_entitlem
         await server.wait_for_message(server.dm_channel(user))
         if user is scene.bob:
             assert probe.seen == {
-                "locale": "fr",
-                "guild_locale": "de",
-                "admin": True,
-                "owner": False,
-                "entitlements": [SKU_ID],
-                "nsfw": True,
-                "listed": [SKU_ID],
-                "size_limit": 10 * 1024 * 1024,
-            }
+                "locale": "fr", "guild_locale": "de", "admin": True, "owner": False, "entitlements": [SKU_ID],
+                "nsfw": True, "listed": [SKU_ID], "size_limit": 10 * 1024 * 1024,
+            }  # fmt: skip
         else:
             assert probe.seen["owner"] is True and probe.seen["entitlements"] == []
     assert [m.content for m in server.dm_messages(scene.bob)] == ["a private word"]
+
+
+@pytest.mark.parametrize("scene", [{"team_member_ids": [TEAMMATE_ID]}], indirect=True)
+async def test_team_owned_application_lists_every_member(scene: Scene, bot: commands.Bot) -> None:
+    info = await bot.application_info()
+    assert info.team is not None and {m.id for m in info.team.members} == {OWNER_ID, TEAMMATE_ID}
+    assert await bot.is_owner(discord.Object(TEAMMATE_ID))  # type: ignore[arg-type]
 
 
 async def test_rate_limited_message_is_retried_and_posted_once(scene: Scene, bot: commands.Bot) -> None:
@@ -319,12 +387,31 @@ async def test_rate_limited_message_is_retried_and_posted_once(scene: Scene, bot
     assert note.ephemeral and note.content == "posted"  # the deferral was ephemeral, so the followup is too
 
 
-async def test_enforced_nonce_posts_once(scene: Scene, bot: commands.Bot) -> None:
+async def test_bot_messages_dedupe_by_nonce_and_can_be_edited_and_deleted(scene: Scene, bot: commands.Bot) -> None:
     channel = bot.get_channel(scene.channel.id)
     assert isinstance(channel, discord.TextChannel)
     first = await channel.send("once", nonce=42)
     again = await channel.send("once", nonce=42)
-    assert first.id == again.id and len(scene.server.messages(scene.channel)) == 1
+    [msg] = scene.server.messages(scene.channel)
+    assert first.id == again.id == msg.id
+
+    await first.edit(content="twice")
+    assert msg.content == "twice" and [v.content for v in msg.edits] == ["once"]
+    await first.delete()
+    assert msg.deleted and scene.server.messages(scene.channel) == []
+
+
+async def test_deleted_message_and_channel_are_unknown_to_the_bot(scene: Scene, bot: commands.Bot) -> None:
+    channel = bot.get_channel(scene.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    sent = await channel.send("soon gone")
+    scene.server.delete_message(scene.server.messages(scene.channel)[0])
+    with pytest.raises(discord.NotFound) as gone:
+        await sent.edit(content="edited")
+    scene.server.delete_channel(scene.channel)
+    with pytest.raises(discord.NotFound) as missing:
+        await channel.send("anyone?")
+    assert (gone.value.code, missing.value.code) == (10008, 10003)
 
 
 @pytest.mark.parametrize("code", [4000, None], ids=["close-4000", "abort-1006"])
@@ -339,6 +426,23 @@ async def test_dropped_gateway_resumes_and_replays_missed_events(
     assert (server.identify_count, server.resume_count) == (1, 1)
 
 
+@pytest.mark.parametrize("scene", [{"shards": 2}], indirect=True)
+async def test_auto_sharded_bot_gets_each_guild_on_its_shard(scene: Scene) -> None:
+    server = scene.server
+    home = (scene.guild.id >> 22) % 2
+    second = server.add_guild("Second", id=((scene.guild.id >> 22) + 1) << 22 | 0x3FFFFF)
+    channel = server.add_channel(second, "art")
+    server.add_member(second, scene.alice)
+
+    async with running_bot(scene, sharded=True) as bot:
+        for where, job in ((scene.channel, "abc123"), (channel, "xyz789")):
+            itx = await server.slash(scene.alice, where, "upscale", job=job)
+            assert (await itx.response()).content == f"upscaling {job}"
+        shards = [g.shard_id for g in (bot.get_guild(scene.guild.id), bot.get_guild(second.id)) if g]
+    assert shards == [home, 1 - home]
+    assert sorted(s.shard for s in server.gateway.sessions.values()) == [(0, 2), (1, 2)]
+
+
 async def test_expired_token_refuses_followups(scene: Scene, bot: commands.Bot) -> None:
     itx = await scene.server.slash(scene.alice, scene.channel, "slow")
     await itx.response()
@@ -346,8 +450,15 @@ async def test_expired_token_refuses_followups(scene: Scene, bot: commands.Bot) 
     itx.expire()
     scene.probe.gate.set()
 
-    await scene.server.wait_until(lambda: scene.probe.errors)
+    await asyncio.wait_for(scene.probe.done.wait(), 5)
     assert scene.probe.errors == [(401, 50027)]
+
+
+async def test_wrong_token_fails_login(scene: Scene) -> None:
+    client = discord.Client(intents=discord.Intents.none())
+    with pytest.raises(discord.LoginFailure):
+        await client.login("not-" + scene.server.token)
+    await client.close()
 
 
 class ZlibStream:
@@ -393,8 +504,7 @@ async def test_raw_gateway_speaks_each_compression(scene: Scene, mode: str | Non
 
         async def receive() -> dict[str, object]:
             msg = await ws.receive(timeout=5)
-            text = msg.data if mode is None else decode(msg.data)
-            return json.loads(text)
+            return json.loads(msg.data if mode is None else decode(msg.data))
 
         assert (await receive())["op"] == 10
         await ws.send_json({"op": 2, "d": {"token": scene.server.token, "intents": 1, "properties": {}}})
@@ -410,31 +520,23 @@ async def test_unknown_routes_answer_404_json_and_are_recorded(scene: Scene, bot
     scene.server.unknown_calls.clear()
 
 
-SUBPROCESS_BOT = textwrap.dedent(
-    """
-    import os, discord
+SUBPROCESS_BOT = """
+import os, discord
 
-    client = discord.Client(intents=discord.Intents.none())
+client = discord.Client(intents=discord.Intents.none())
 
-    @client.event
-    async def on_connect():
-        channel = await client.fetch_channel(int(os.environ["CHANNEL_ID"]))
-        await channel.send("hello from " + discord.http.Route.BASE)
-        await client.close()
+@client.event
+async def on_connect():
+    channel = await client.fetch_channel(int(os.environ["CHANNEL_ID"]))
+    await channel.send("hello from " + discord.http.Route.BASE)
+    await client.close()
 
-    client.run(os.environ["TOKEN"], log_handler=None)
-    """
-)
+client.run(os.environ["TOKEN"], log_handler=None)
+"""
 
 
-async def test_subprocess_bot_is_redirected_by_the_boot_folder(scene: Scene, tmp_path: object) -> None:
-    env = {
-        **os.environ,
-        URL_ENV: scene.server.base_url,
-        "PYTHONPATH": str(BOOT_DIR),
-        "TOKEN": scene.server.token,
-        "CHANNEL_ID": str(scene.channel.id),
-    }
+async def test_subprocess_bot_is_redirected_by_the_boot_folder(scene: Scene) -> None:
+    env = subprocess_env(scene.server.base_url) | {"TOKEN": scene.server.token, "CHANNEL_ID": str(scene.channel.id)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", SUBPROCESS_BOT, env=env, stderr=asyncio.subprocess.PIPE
     )

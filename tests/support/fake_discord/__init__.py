@@ -12,12 +12,15 @@ In a test::
     assert (await itx.response()).deferred
     msg = await itx.original()
 
-For a bot subprocess, put ``BOOT_DIR`` on its PYTHONPATH and set ``SONGE_FAKE_DISCORD_URL`` to the base URL.
+For a bot subprocess (``python -m bot``), run it with ``env=subprocess_env(base_url)``: that puts ``BOOT_DIR``
+on its PYTHONPATH and sets ``SONGE_FAKE_DISCORD_URL``, and its ``sitecustomize`` redirects discord.py.
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
+from collections.abc import Mapping
 
 from .interaction import FakeInteraction
 from .messages import FakeAttachment, FakeMessage
@@ -37,6 +40,15 @@ from .server import FakeDiscord
 BOOT_DIR = pathlib.Path(__file__).resolve().parent / "boot"
 URL_ENV = "SONGE_FAKE_DISCORD_URL"
 
+
+def subprocess_env(base_url: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) plus what redirects a Python subprocess's discord.py to ``base_url``."""
+    result = dict(os.environ if env is None else env)
+    result["PYTHONPATH"] = os.pathsep.join(p for p in (str(BOOT_DIR), result.get("PYTHONPATH", "")) if p)
+    result[URL_ENV] = base_url
+    return result
+
+
 __all__ = [
     "ADMINISTRATOR",
     "ALL_PERMISSIONS",
@@ -55,4 +67,5 @@ __all__ = [
     "Fault",
     "InteractionResponse",
     "RestCall",
+    "subprocess_env",
 ]

@@ -6,6 +6,7 @@ import datetime as dt
 import pathlib
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .messages import FakeAttachment, FakeMessage
@@ -78,12 +79,17 @@ class FakeInteraction:
         """Wait for the bot's interaction callback (defer, message, modal, choices...)."""
         return await self.world.wait_until(lambda: self.answered, timeout=timeout, what=f"a response to {self!r}")
 
-    async def original(self, timeout: float = 5.0, *, final: bool = True) -> FakeMessage:
-        """Wait for the original response message; ``final``: until it is no longer a "thinking" placeholder."""
+    async def original(
+        self, timeout: float = 5.0, *, final: bool = True, where: Callable[[FakeMessage], bool] | None = None
+    ) -> FakeMessage:
+        """Wait for the original response message: with ``final``, until it is no longer a "thinking..."
+        placeholder; with ``where``, until it matches (e.g. the last of several progress edits)."""
 
         def ready() -> FakeMessage | None:
             msg = self.world.messages.get(self.original_id) if self.original_id else None
-            return msg if msg is not None and not (final and msg.loading) else None
+            if msg is None or (final and msg.loading) or (where is not None and not where(msg)):
+                return None
+            return msg
 
         return await self.world.wait_until(ready, timeout=timeout, what=f"the original response of {self!r}")
 

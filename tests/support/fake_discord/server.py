@@ -144,12 +144,16 @@ class FakeDiscord(UserActions):
         self,
         name: str = "Test",
         *,
+        id: int | None = None,
         owner_id: int | None = None,
         locale: str = "en-US",
         bot_permissions: int = EVERYONE_PERMISSIONS,
     ) -> FakeGuild:
-        """A guild the bot is in; the owner (the application's owner by default) and the bot are members."""
-        guild = FakeGuild(id=self.snowflakes.next(), name=name, owner_id=owner_id or self.owner.id, locale=locale)
+        """A guild the bot is in; the owner (the application's owner by default) and the bot are members.
+
+        ``id`` picks the guild's snowflake, e.g. to place it on a shard: ``(id >> 22) % shard_count``.
+        """
+        guild = FakeGuild(id=id or self.snowflakes.next(), name=name, owner_id=owner_id or self.owner.id, locale=locale)
         guild.roles[guild.id] = FakeRole(
             id=guild.id, guild_id=guild.id, name="@everyone", permissions=EVERYONE_PERMISSIONS
         )
