@@ -387,6 +387,38 @@ async def test_rate_limited_message_is_retried_and_posted_once(scene: Scene, bot
     assert note.ephemeral and note.content == "posted"  # the deferral was ephemeral, so the followup is too
 
 
+async def test_injected_errors_reach_the_bot_and_server_errors_are_retried(scene: Scene, bot: commands.Bot) -> None:
+    server = scene.server
+    server.fail_next("POST", r"/channels/\d+/messages", status=403, code=50013, message="Missing Permissions")
+    server.fail_next("POST", r"/interactions/\d+/[\w-]+/callback", status=500)
+    channel = bot.get_channel(scene.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+
+    with pytest.raises(discord.Forbidden) as refused:
+        await channel.send("hello")
+    itx = await server.slash(scene.alice, scene.channel, "upscale", job="abc123")
+
+    assert (await itx.response()).content == "upscaling abc123"
+    assert refused.value.code == 50013
+    callbacks = server.requests("POST", r"/interactions/.*")
+    assert [(c.status, c.fault) for c in callbacks] == [(500, True), (200, False)]
+
+
+async def test_slash_in_a_dm(scene: Scene, bot: commands.Bot) -> None:
+    itx = await scene.server.slash(scene.alice, None, "upscale", job="abd456")
+    assert (await itx.response()).content == "upscaling abd456"
+    assert itx.payload["context"] == 1 and "member" not in itx.payload
+
+
+@pytest.mark.parametrize("scene", [{"callback_deadline": 0.0}], indirect=True)
+async def test_late_callback_is_an_unknown_interaction(scene: Scene, bot: commands.Bot) -> None:
+    server = scene.server
+    itx = await server.slash(scene.alice, scene.channel, "upscale", job="abc123")
+
+    [call] = await server.wait_until(lambda: [c for c in server.requests("POST", r"/interactions/.*") if c.status])
+    assert call.status == 404 and itx.answered is None
+
+
 async def test_bot_messages_dedupe_by_nonce_and_can_be_edited_and_deleted(scene: Scene, bot: commands.Bot) -> None:
     channel = bot.get_channel(scene.channel.id)
     assert isinstance(channel, discord.TextChannel)
