@@ -475,15 +475,21 @@ async def test_auto_sharded_bot_gets_each_guild_on_its_shard(scene: Scene) -> No
     assert sorted(s.shard for s in server.gateway.sessions.values()) == [(0, 2), (1, 2)]
 
 
-async def test_expired_token_refuses_followups(scene: Scene, bot: commands.Bot) -> None:
-    itx = await scene.server.slash(scene.alice, scene.channel, "slow")
+async def test_expired_token_refuses_followups_but_channel_edits_still_work(scene: Scene, bot: commands.Bot) -> None:
+    server = scene.server
+    result = await (await server.slash(scene.alice, scene.channel, "imagine", prompt="fox")).original()
+    itx = await server.slash(scene.alice, scene.channel, "slow")
     await itx.response()
 
     itx.expire()
     scene.probe.gate.set()
-
     await asyncio.wait_for(scene.probe.done.wait(), 5)
+    channel = bot.get_channel(scene.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    await (await channel.fetch_message(result.id)).edit(content="edited after the token expired")
+
     assert scene.probe.errors == [(401, 50027)]
+    assert result.content == "edited after the token expired"
 
 
 async def test_wrong_token_fails_login(scene: Scene) -> None:

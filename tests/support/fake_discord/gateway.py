@@ -36,7 +36,6 @@ class _Encoder:
     """Turns a JSON text into a frame for the connection's ``compress`` mode (persistent stream context)."""
 
     def __init__(self, mode: str | None) -> None:
-        self.mode = mode
         self._zlib = zlib.compressobj() if mode == "zlib-stream" else None
         self._zstd: Any = None
         if mode == "zstd-stream":

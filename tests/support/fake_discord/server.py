@@ -14,6 +14,7 @@ from aiohttp import web
 from .actions import UserActions
 from .app import build_app
 from .gateway import Gateway
+from .interaction import FakeInteraction
 from .messages import FakeMessage
 from .models import (
     EVERYONE_PERMISSIONS,
@@ -298,6 +299,11 @@ class FakeDiscord(UserActions):
     def commands(self, guild: FakeGuild | None = None) -> list[dict[str, Any]]:
         """The commands the bot synced, globally or for ``guild``."""
         return self.world.commands.list(None if guild is None else guild.id)
+
+    @property
+    def interactions(self) -> list[FakeInteraction]:
+        """Every interaction sent, oldest first, each with the bot's callback and messages."""
+        return list(self.world.interactions.values())
 
     @property
     def calls(self) -> list[RestCall]:

@@ -100,9 +100,9 @@ class World:
         return channel
 
     def message(self, channel_id: int, message_id: int) -> FakeMessage:
-        """A live message of that channel; 404 Unknown Message otherwise."""
+        """A live message of that channel as channel routes see it (never an ephemeral one); 10008 otherwise."""
         msg = self.messages.get(message_id)
-        if msg is None or msg.deleted or msg.channel.id != channel_id:
+        if msg is None or msg.deleted or msg.ephemeral or msg.channel.id != channel_id:
             raise DiscordError(404, 10008, "Unknown Message")
         return msg
 
@@ -161,11 +161,12 @@ class World:
     def edit_message(self, msg: FakeMessage, payload: dict[str, Any], files: list[UploadedFile]) -> FakeMessage:
         """Edit a message (content, embeds, components, attachments, some flags); keeps the old version."""
         check_message(payload, creating=False, has_files=bool(files))
-        msg.edits.append(msg.snapshot())
+        before = msg.snapshot()
+        self._apply(msg, payload, files)
+        msg.edits.append(before)
         if "flags" in payload:
             msg.flags = msg.flags & ~_EDIT_FLAGS | int(payload["flags"] or 0) & _EDIT_FLAGS
         msg.flags &= ~LOADING
-        self._apply(msg, payload, files)
         msg.edited_at = utcnow()
         if not msg.ephemeral:
             self.emit("MESSAGE_UPDATE", msg.payload(), msg.channel.guild_id)
@@ -183,14 +184,15 @@ class World:
         self.changed()
 
     def _apply(self, msg: FakeMessage, payload: dict[str, Any], files: list[UploadedFile]) -> None:
+        """Set the fields ``payload`` carries; attachments first, as the only step that can refuse."""
+        if "attachments" in payload or files:
+            msg.attachments = self._attachments(msg, payload.get("attachments"), files)
         if "content" in payload:
             msg.content = payload["content"] or ""
         if "embeds" in payload:
             msg.embeds = [{"type": "rich", **e} for e in payload["embeds"] or []]
         if "components" in payload:
             msg.components = list(payload["components"] or [])
-        if "attachments" in payload or files:
-            msg.attachments = self._attachments(msg, payload.get("attachments"), files)
         by_name = {a.filename: a for a in msg.attachments}
         for embed in msg.embeds:
             for key in ("image", "thumbnail"):
