@@ -351,19 +351,23 @@ async def test_interaction_payload_carries_locale_permissions_owner_and_entitlem
     scene: Scene, bot: commands.Bot
 ) -> None:
     server, probe = scene.server, scene.probe
-    server.add_entitlement(scene.bob, sku_id=SKU_ID)
-    for user, locale in ((scene.bob, "fr"), (server.owner, None)):
+
+    async def whoami(user: FakeUser, locale: str | None = None) -> dict[str, object]:
         probe.seen.clear()
         await (await server.slash(user, scene.channel, "whoami", locale=locale)).response()
-        await server.wait_for_message(server.dm_channel(user))
-        if user is scene.bob:
-            assert probe.seen == {
-                "locale": "fr", "guild_locale": "de", "admin": True, "owner": False, "entitlements": [SKU_ID],
-                "nsfw": True, "listed": [SKU_ID], "size_limit": 10 * 1024 * 1024,
-            }  # fmt: skip
-        else:
-            assert probe.seen["owner"] is True and probe.seen["entitlements"] == []
-    assert [m.content for m in server.dm_messages(scene.bob)] == ["a private word"]
+        return dict(probe.seen)
+
+    plan = server.add_entitlement(scene.bob, sku_id=SKU_ID)
+    assert await whoami(scene.bob, "fr") == {
+        "locale": "fr", "guild_locale": "de", "admin": True, "owner": False, "entitlements": [SKU_ID],
+        "nsfw": True, "listed": [SKU_ID], "size_limit": 10 * 1024 * 1024,
+    }  # fmt: skip
+    server.end_entitlement(plan)
+    assert (await whoami(scene.bob))["entitlements"] == []
+    owner = await whoami(server.owner)
+    assert (owner["owner"], owner["admin"], owner["locale"]) == (True, True, "en-US")
+    await server.wait_until(lambda: len(server.dm_messages(scene.bob)) == 2, what="two DMs to bob")
+    assert [m.content for m in server.dm_messages(scene.bob)] == ["a private word"] * 2
 
 
 @pytest.mark.parametrize("scene", [{"team_member_ids": [TEAMMATE_ID]}], indirect=True)

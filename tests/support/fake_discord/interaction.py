@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import pathlib
 import secrets
 import time
@@ -10,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .messages import FakeAttachment, FakeMessage
-from .models import FakeChannel, FakeRole, FakeUser, iso
+from .models import FakeChannel, FakeRole, FakeUser, utcnow
 from .records import InteractionResponse
 from .wire import UploadedFile
 from .world import World
@@ -117,10 +116,9 @@ def interaction_payload(
     data: dict[str, Any],
     *,
     locale: str | None = None,
-    guild_locale: str | None = None,
 ) -> dict[str, Any]:
     """The INTERACTION_CREATE payload for ``itx`` carrying ``data``; stores it on ``itx.payload``."""
-    channel, user = itx.channel, itx.user
+    channel, user, now = itx.channel, itx.user, utcnow()
     channel_data = channel.payload()
     payload: dict[str, Any] = {
         "id": str(itx.id),
@@ -133,7 +131,11 @@ def interaction_payload(
         "channel": channel_data,
         "locale": locale or user.locale,
         "app_permissions": str(world.bot_permissions(channel)),
-        "entitlements": active_entitlements(world, user.id, channel.guild_id),
+        "entitlements": [
+            e.payload(world.app_id)
+            for e in world.entitlements
+            if e.belongs_to(user.id, channel.guild_id) and e.active(now)
+        ],
         "attachment_size_limit": world.attachment_size_limit,
     }
     if channel.guild_id is not None:
@@ -143,7 +145,7 @@ def interaction_payload(
         payload.update(
             guild_id=str(guild.id),
             guild={"id": str(guild.id), "locale": guild.locale, "features": []},
-            guild_locale=guild_locale or guild.locale,
+            guild_locale=guild.locale,
             member=guild.members[user.id].payload(permissions=permissions),
             context=0,
             authorizing_integration_owners={"0": str(guild.id)},
@@ -154,18 +156,6 @@ def interaction_payload(
         payload["message"] = itx.message.payload()
     itx.payload = payload
     return payload
-
-
-def active_entitlements(world: World, user_id: int, guild_id: int | None) -> list[dict[str, Any]]:
-    """Entitlements in force now for a user (or their guild)."""
-    now = dt.datetime.now(dt.UTC)
-    found = []
-    for ent in world.entitlements:
-        owner_ok = ent.get("user_id") == str(user_id) or (guild_id is not None and ent.get("guild_id") == str(guild_id))
-        ends = ent.get("ends_at")
-        if owner_ok and not ent["deleted"] and not ent.get("consumed") and (ends is None or ends > iso(now)):
-            found.append(ent)
-    return found
 
 
 class Resolved:

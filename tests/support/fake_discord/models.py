@@ -267,3 +267,41 @@ class FakeGuild:
             "afk_channel_id": None,
             "afk_timeout": 300,
         }
+
+
+@dataclass(eq=False)
+class FakeEntitlement:
+    """What a user (or a guild) bought: ``type`` 8 is an application subscription."""
+
+    id: int
+    sku_id: int
+    user_id: int | None = None
+    guild_id: int | None = None
+    type: int = 8
+    starts_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = None
+    deleted: bool = False
+    consumed: bool = False
+
+    def active(self, now: dt.datetime) -> bool:
+        """In force at ``now``: not deleted, consumed nor ended."""
+        return not self.deleted and not self.consumed and (self.ends_at is None or self.ends_at > now)
+
+    def belongs_to(self, user_id: int, guild_id: int | None) -> bool:
+        """Granted to that user, or to that guild."""
+        return self.user_id == user_id or (guild_id is not None and self.guild_id == guild_id)
+
+    def payload(self, app_id: int) -> dict[str, Any]:
+        """The entitlement object."""
+        return {
+            "id": str(self.id),
+            "sku_id": str(self.sku_id),
+            "application_id": str(app_id),
+            "user_id": None if self.user_id is None else str(self.user_id),
+            "guild_id": None if self.guild_id is None else str(self.guild_id),
+            "type": self.type,
+            "starts_at": iso(self.starts_at),
+            "ends_at": iso(self.ends_at),
+            "deleted": self.deleted,
+            "consumed": self.consumed,
+        }

@@ -167,32 +167,31 @@ class RestApi:
     # -- entitlements -----------------------------------------------------------------------------------------
 
     async def entitlements(self, request: web.Request) -> web.Response:
-        query = request.query
+        query, now = request.query, utcnow()
         found = list(self.world.entitlements)
-        filters = {"user_id": query.get("user_id"), "guild_id": query.get("guild_id")}
-        for key, wanted in filters.items():
-            if wanted:
-                found = [e for e in found if e.get(key) == wanted]
-        if query.get("sku_ids"):
-            skus = set(query["sku_ids"].split(","))
-            found = [e for e in found if e["sku_id"] in skus]
+        if "user_id" in query:
+            found = [e for e in found if e.user_id == int(query["user_id"])]
+        if "guild_id" in query:
+            found = [e for e in found if e.guild_id == int(query["guild_id"])]
+        if "sku_ids" in query:
+            skus = {int(s) for s in query["sku_ids"].split(",")}
+            found = [e for e in found if e.sku_id in skus]
         if query.get("exclude_ended") in ("1", "true"):
-            now = utcnow().isoformat()
-            found = [e for e in found if e.get("ends_at") is None or e["ends_at"] > now]
+            found = [e for e in found if e.ends_at is None or e.ends_at > now]
         if query.get("exclude_deleted", "1") in ("1", "true"):
-            found = [e for e in found if not e["deleted"]]
-        if query.get("after"):
-            found = [e for e in found if int(e["id"]) > int(query["after"])]
-        if query.get("before"):
-            found = [e for e in found if int(e["id"]) < int(query["before"])]
-        found.sort(key=lambda e: int(e["id"]), reverse=not query.get("after"))
-        return json_response(found[: int(query.get("limit", 100))])
+            found = [e for e in found if not e.deleted]
+        if "after" in query:
+            found = [e for e in found if e.id > int(query["after"])]
+        if "before" in query:
+            found = [e for e in found if e.id < int(query["before"])]
+        found.sort(key=lambda e: e.id, reverse="after" not in query)
+        return json_response([e.payload(self.world.app_id) for e in found[: int(query.get("limit", 100))]])
 
     async def consume_entitlement(self, request: web.Request) -> web.Response:
-        wanted = str(snowflake_param(request, "entitlement_id"))
+        wanted = snowflake_param(request, "entitlement_id")
         for ent in self.world.entitlements:
-            if ent["id"] == wanted:
-                ent["consumed"] = True
+            if ent.id == wanted:
+                ent.consumed = True
                 self.world.changed()
                 return no_content()
         raise DiscordError(404, 10069, "Unknown Entitlement")

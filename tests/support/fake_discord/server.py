@@ -19,12 +19,12 @@ from .messages import FakeMessage
 from .models import (
     EVERYONE_PERMISSIONS,
     FakeChannel,
+    FakeEntitlement,
     FakeGuild,
     FakeMember,
     FakeRole,
     FakeUser,
     Snowflakes,
-    iso,
 )
 from .records import Fault, RestCall
 from .rest import RestApi
@@ -253,24 +253,23 @@ class FakeDiscord(UserActions):
         type: int = 8,
         starts_at: dt.datetime | None = None,
         ends_at: dt.datetime | None = None,
-    ) -> dict[str, Any]:
-        """An entitlement (type 8: subscription) for a user or a guild; sent in interactions and listed by REST."""
-        ent = {
-            "id": str(self.snowflakes.next()),
-            "sku_id": str(sku_id),
-            "application_id": str(self.app_id),
-            "user_id": None if user is None else str(user.id),
-            "guild_id": None if guild is None else str(guild.id),
-            "type": type,
-            "deleted": False,
-            "consumed": False,
-            "starts_at": iso(starts_at),
-            "ends_at": iso(ends_at),
-        }
+    ) -> FakeEntitlement:
+        """An entitlement for a user or a guild: sent in their interactions, listed by REST, announced on the
+        gateway (ENTITLEMENT_CREATE)."""
+        ent = FakeEntitlement(
+            id=self.snowflakes.next(), sku_id=sku_id, user_id=None if user is None else user.id,
+            guild_id=None if guild is None else guild.id, type=type, starts_at=starts_at, ends_at=ends_at,
+        )  # fmt: skip
         self.world.entitlements.append(ent)
-        self.world.emit("ENTITLEMENT_CREATE", ent, None)
+        self.world.emit("ENTITLEMENT_CREATE", ent.payload(self.app_id), None)
         self.world.changed()
         return ent
+
+    def end_entitlement(self, ent: FakeEntitlement) -> None:
+        """Cancel an entitlement now (ENTITLEMENT_DELETE): it leaves interactions and REST listings."""
+        ent.deleted = True
+        self.world.emit("ENTITLEMENT_DELETE", ent.payload(self.app_id), None)
+        self.world.changed()
 
     def dm_channel(self, user: FakeUser) -> FakeChannel:
         """The bot's DM channel with ``user``."""

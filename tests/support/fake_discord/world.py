@@ -19,6 +19,7 @@ from .models import (
     EPHEMERAL,
     LOADING,
     FakeChannel,
+    FakeEntitlement,
     FakeGuild,
     FakeUser,
     Snowflakes,
@@ -59,7 +60,7 @@ class World:
         self.messages: dict[int, FakeMessage] = {}
         self.attachments: dict[int, FakeAttachment] = {}
         self.interactions: dict[int, FakeInteraction] = {}
-        self.entitlements: list[dict[str, Any]] = []
+        self.entitlements: list[FakeEntitlement] = []
         self.skus: list[dict[str, Any]] = []
         self.commands = CommandRegistry(app_id, snowflakes)
         self.calls: list[RestCall] = []
