@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import io
 import json
 import sys
@@ -145,6 +146,7 @@ def make_bot(probe: Probe, *, sharded: bool = False) -> commands.Bot:
             nsfw=interaction.channel.nsfw,
             listed=[e.sku_id async for e in bot.entitlements(user=interaction.user)],
             size_limit=interaction.filesize_limit,
+            created=str(interaction.user.created_at.date()),
         )
         await interaction.response.send_message("noted", ephemeral=True)
         await interaction.user.send("a private word")
@@ -201,7 +203,7 @@ async def scene(request: pytest.FixtureRequest) -> AsyncIterator[Scene]:
     guild = server.add_guild("Test", locale="de")
     channel = server.add_channel(guild, "art", nsfw=True)
     alice = server.add_user("alice", locale="en-US")
-    bob = server.add_user("bob", permissions=ADMINISTRATOR)
+    bob = server.add_user("bob", permissions=ADMINISTRATOR, created_at=dt.datetime(2020, 1, 2, tzinfo=dt.UTC))
     undo = redirect.apply(await server.start())
     try:
         yield Scene(server, guild, channel, alice, bob, Probe())
@@ -360,7 +362,7 @@ async def test_interaction_payload_carries_locale_permissions_owner_and_entitlem
     plan = server.add_entitlement(scene.bob, sku_id=SKU_ID)
     assert await whoami(scene.bob, "fr") == {
         "locale": "fr", "guild_locale": "de", "admin": True, "owner": False, "entitlements": [SKU_ID],
-        "nsfw": True, "listed": [SKU_ID], "size_limit": 10 * 1024 * 1024,
+        "nsfw": True, "listed": [SKU_ID], "size_limit": 10 * 1024 * 1024, "created": "2020-01-02",
     }  # fmt: skip
     server.end_entitlement(plan)
     assert (await whoami(scene.bob))["entitlements"] == []
