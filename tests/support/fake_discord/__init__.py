@@ -1,16 +1,24 @@
 """A fake Discord (REST + gateway + CDN on 127.0.0.1) that the real, unmodified discord.py talks to.
 
-In a test::
+In a test (pytest-asyncio)::
 
-    server = FakeDiscord(app_id=..., owner_id=...)
-    guild = server.add_guild("Test"); channel = server.add_channel(guild, "art")
-    alice = server.add_user("alice")
-    redirect.apply(await server.start())          # or run the bot with boot/ on PYTHONPATH
+    server = FakeDiscord(owner_id=...)
+    guild = server.add_guild("Test")
+    channel = server.add_channel(guild, "art")
+    alice = server.add_user("alice", locale="fr")
+    undo = redirect.apply(await server.start())   # in-process; undo() puts discord.com back
     ...start the bot with server.token...
     await server.wait_ready()
     itx = await server.slash(alice, channel, "imagine", prompt="a red fox")
     assert (await itx.response()).deferred
-    msg = await itx.original()
+    msg = await itx.original()                    # the placeholder, once filled
+    await server.click(alice, msg, msg.custom_ids[0])
+    ...
+    undo(); await server.stop()
+
+Every wait (``wait_until``, ``wait_for_message``, ``itx.response()``...) re-checks on each change of the fake's
+state, so it waits on what the bot sends to the fake, never on sleeps; ``tests/e2e/test_fake_discord.py``
+shows each feature in use.
 
 For a bot subprocess (``python -m bot``), run it with ``env=subprocess_env(base_url)``: that puts ``BOOT_DIR``
 on its PYTHONPATH and sets ``SONGE_FAKE_DISCORD_URL``, and its ``sitecustomize`` redirects discord.py.

@@ -21,7 +21,7 @@ from .models import FakeChannel, FakeUser
 from .records import InteractionResponse
 from .world import World
 
-TEXT_INPUT, LABEL, TEXT_DISPLAY = 4, 18, 10
+TEXT_INPUT, LABEL = 4, 18
 SELECTS = {3: None, 5: 6, 6: 8, 7: 9, 8: 7}  # select type -> option type its values resolve like (None: strings)
 
 

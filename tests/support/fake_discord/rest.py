@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -18,12 +19,14 @@ NONCE_WINDOW = dt.timedelta(minutes=5)
 class RestApi:
     """Route handlers for the bot-authenticated REST API and the attachment CDN."""
 
-    def __init__(self, world: World, *, owner: FakeUser, team: list[FakeUser], shards: int, gateway_url: Any) -> None:
+    def __init__(
+        self, world: World, *, owner: FakeUser, team: list[FakeUser], shards: int, gateway_url: Callable[[], str]
+    ) -> None:
         self.world = world
         self.owner = owner
         self.team = team
         self.shards = shards
-        self._gateway_url = gateway_url  # callable returning the ws URL once the server listens
+        self._gateway_url = gateway_url  # the ws URL, known once the server listens
 
     def routes(self) -> list[web.RouteDef]:
         """The aiohttp routes, relative to the API prefix."""

@@ -16,12 +16,7 @@ from .builders import WorldBuilder
 from .gateway import Gateway
 from .interaction import FakeInteraction
 from .messages import FakeMessage
-from .models import (
-    FakeChannel,
-    FakeGuild,
-    FakeUser,
-    Snowflakes,
-)
+from .models import FakeChannel, FakeGuild, FakeUser, Snowflakes
 from .records import Fault, RestCall
 from .rest import RestApi
 from .webhooks import InteractionWebhooks
