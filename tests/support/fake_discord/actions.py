@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .commands import CHAT_INPUT, MESSAGE_COMMAND, USER_COMMAND, build_options
+from .commands import CHAT_INPUT, MESSAGE_COMMAND, USER_COMMAND, build_options, check_available
 from .gateway import Gateway
 from .interaction import (
     APPLICATION_COMMAND,
@@ -49,7 +49,7 @@ class UserActions:
         fake objects; attachments as bytes, ``(filename, bytes)``, a Path or a FakeAttachment.
         """
         channel = self._where(user, channel)
-        schema = self.world.commands.find(command, CHAT_INPUT, channel.guild_id)
+        schema = self._command(command, CHAT_INPUT, user, channel)
         resolved = Resolved(self.world, channel, user)
         data = self._command_data(schema, build_options(schema, path, {**(options or {}), **values}, resolved))
         if resolved.data:
@@ -75,7 +75,7 @@ class UserActions:
     ) -> list[dict[str, Any]]:
         """Type ``value`` into option ``focused`` of ``/command *path``; the choices the bot offers."""
         channel = self._where(user, channel)
-        schema = self.world.commands.find(command, CHAT_INPUT, channel.guild_id)
+        schema = self._command(command, CHAT_INPUT, user, channel)
         filled = {**(options or {}), **values, focused: value}
         resolved = Resolved(self.world, channel, user)
         data = self._command_data(schema, build_options(schema, path, filled, resolved, focused=focused))
@@ -102,7 +102,7 @@ class UserActions:
             kind, where = MESSAGE_COMMAND, target.channel
         else:
             kind, where = USER_COMMAND, self._where(user, channel)
-        schema = self.world.commands.find(name, kind, where.guild_id)
+        schema = self._command(name, kind, user, where)
         resolved = Resolved(self.world, where, user)
         target_id = resolved.add_message(target) if isinstance(target, FakeMessage) else resolved.add_user(target)
         data = self._command_data(schema, None) | {"target_id": target_id, "resolved": resolved.data}
@@ -203,6 +203,14 @@ class UserActions:
         if channel.guild_id is not None and user.id not in self.world.guilds[channel.guild_id].members:
             raise LookupError(f"{user.name!r} is not a member of the guild of #{channel.name}")
         return channel
+
+    def _command(self, name: str, kind: int, user: FakeUser, channel: FakeChannel) -> dict[str, Any]:
+        """The synced command ``user`` would pick in ``channel``, if Discord offers it to them there."""
+        command = self.world.commands.find(name, kind, channel.guild_id)
+        guild = self.world.guilds.get(channel.guild_id or 0)
+        permissions = None if guild is None else guild.permissions_of(user.id)
+        check_available(command, permissions=permissions, nsfw_channel=channel.nsfw)
+        return command
 
     @staticmethod
     def _command_data(schema: dict[str, Any], options: list[dict[str, Any]] | None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .models import Snowflakes
+from .models import ALL_PERMISSIONS, Snowflakes
 from .wire import invalid_form
 
 CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND = 1, 2, 3
@@ -99,6 +99,31 @@ class CommandRegistry:
         if guild_id is not None:
             command["guild_id"] = str(guild_id)
         return command
+
+
+def check_available(command: dict[str, Any], *, permissions: int | None, nsfw_channel: bool) -> None:
+    """Raise PermissionError where Discord's client would not offer ``command`` to the user.
+
+    ``permissions`` are the user's in the guild (None in a DM): ``default_member_permissions`` must be
+    covered ("0": administrators only), ``contexts`` must allow the place, NSFW commands need an NSFW channel.
+    """
+    label = f"/{command['name']}"
+    contexts = command.get("contexts")
+    if permissions is None:
+        if command.get("dm_permission") is False or (contexts is not None and 1 not in contexts):
+            raise PermissionError(f"{label} is not available in DMs")
+        return
+    if contexts is not None and 0 not in contexts:
+        raise PermissionError(f"{label} is not available in guilds")
+    needed = command.get("default_member_permissions")
+    if (
+        needed is not None
+        and permissions != ALL_PERMISSIONS
+        and (int(needed) == 0 or permissions & int(needed) != int(needed))
+    ):
+        raise PermissionError(f"{label} needs permissions {needed}; the user has {permissions}")
+    if command.get("nsfw") and not nsfw_channel:
+        raise PermissionError(f"{label} is age-restricted and the channel is not NSFW")
 
 
 def build_options(
