@@ -116,12 +116,10 @@ def check_available(command: dict[str, Any], *, permissions: int | None, nsfw_ch
     if contexts is not None and 0 not in contexts:
         raise PermissionError(f"{label} is not available in guilds")
     needed = command.get("default_member_permissions")
-    if (
-        needed is not None
-        and permissions != ALL_PERMISSIONS
-        and (int(needed) == 0 or permissions & int(needed) != int(needed))
-    ):
-        raise PermissionError(f"{label} needs permissions {needed}; the user has {permissions}")
+    if needed is not None and permissions != ALL_PERMISSIONS:  # administrators see every command
+        bits = int(needed)
+        if bits == 0 or permissions & bits != bits:
+            raise PermissionError(f"{label} needs permissions {needed}; the user has {permissions}")
     if command.get("nsfw") and not nsfw_channel:
         raise PermissionError(f"{label} is age-restricted and the channel is not NSFW")
 

@@ -25,6 +25,7 @@ class RestApi:
         self.world = world
         self.owner = owner
         self.team = team
+        self._team_id = world.snowflakes.next()
         self.shards = shards
         self._gateway_url = gateway_url  # the ws URL, known once the server listens
 
@@ -113,7 +114,7 @@ class RestApi:
             "integration_types_config": {"0": {}},
         }
         if self.team:
-            team_id = str(self.owner.id)
+            team_id = str(self._team_id)
             data["owner"] = {
                 "id": team_id,
                 "username": f"team{team_id}",

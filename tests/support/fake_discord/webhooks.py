@@ -105,6 +105,8 @@ class InteractionWebhooks:
         if kind in (R.DEFERRED_UPDATE_MESSAGE, R.UPDATE_MESSAGE):
             if itx.message is None:
                 raise invalid_form("type", "This interaction has no message to update")
+            if itx.message.deleted:
+                raise DiscordError(404, 10008, "Unknown Message")
             itx.original_id = itx.message.id
             if kind == R.UPDATE_MESSAGE:
                 self.world.edit_message(itx.message, data, body.files)
