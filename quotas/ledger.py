@@ -81,10 +81,11 @@ class Books:
         account = Account(
             user_id=user_id, plan=free, plan_until=None, entitled_plan=None, plan_ms=0, extra_ms=0,
             period_total_ms=0, anchor_at=self.now, period_start=self.now, renews_at=None, relax_ms=0,
-            topup_day=utc_day(self.now), last_job_at=None, banned=False, ban_reason=None)
+            topup_day=None, last_job_at=None, banned=False, ban_reason=None)
         self.conn.execute("INSERT INTO accounts (user_id, plan, anchor_at, period_start, created_at)"
                           " VALUES (?, ?, ?, ?, ?)", (user_id, free.name, self.now, self.now, self.now))
         self._start_period(account, free, grant=True, key=f"trial:{user_id}", reason="free trial")
+        self._refresh(account)
         log.info("account created user=%s plan=%s", user_id, free.name)
         return account
 
