@@ -181,8 +181,7 @@ def settle(books: Books, job_id: str, gpu_seconds: float, result: str) -> float:
     books.conn.execute("UPDATE accounts SET lifetime_images = lifetime_images + ?, relax_ms = relax_ms + ?,"
                        " lifetime_gpu_ms = lifetime_gpu_ms + ? WHERE user_id = ?",
                        (job["images"], relax_ms, gpu_ms, job["user_id"]))
-    if job["work_units"] > 0 and gpu_ms > 0:
-        books.learn_seconds_per_unit(gpu_seconds / job["work_units"])
+    books.learn_seconds_per_unit(gpu_seconds, job["work_units"])
     return to_seconds(charged)
 
 

@@ -20,6 +20,8 @@ from quotas.units import monthly_period, to_seconds, utc_day
 
 log = logging.getLogger(__name__)
 
+OUTLIER_FACTOR = 10.0
+
 
 @dataclass
 class Account:
@@ -176,11 +178,20 @@ class Books:
     def seconds_per_unit(self) -> float:
         return read_seconds_per_unit(self.conn, self.settings)
 
-    def learn_seconds_per_unit(self, sample: float) -> None:
-        """Fold one finished job's GPU seconds per work unit into the running average."""
+    def learn_seconds_per_unit(self, gpu_seconds: float, work_units: float) -> None:
+        """Fold a finished job into the running average of GPU seconds per work unit.
+
+        The first sample replaces the configured default. Each sample is clamped to within `OUTLIER_FACTOR`
+        of the current average, so that one odd job (a tiny request dominated by fixed overhead, a stalled
+        GPU) cannot throw every later estimate off.
+        """
+        if work_units <= 0 or gpu_seconds <= 0:
+            return
+        current = self.seconds_per_unit()
+        sample = min(max(gpu_seconds / work_units, current / OUTLIER_FACTOR), current * OUTLIER_FACTOR)
         samples = self.conn.execute("SELECT value FROM meta WHERE key = 'samples'").fetchone()
         weight = 1.0 if samples is None else self.settings.seconds_per_unit_weight
-        value = weight * sample + (1 - weight) * self.seconds_per_unit()
+        value = weight * sample + (1 - weight) * current
         self.conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                               [("seconds_per_unit", value), ("samples", (samples[0] if samples else 0) + 1)])

@@ -8,6 +8,7 @@ ledger sums stay exact).
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -161,8 +162,8 @@ class JobTicket:
     images: int = 1
 
     def __post_init__(self) -> None:
-        if self.work_units < 0:
-            raise ValueError(f"job {self.job_id}: work_units must be >= 0, got {self.work_units!r}")
+        if not math.isfinite(self.work_units) or self.work_units < 0:
+            raise ValueError(f"job {self.job_id}: work_units must be a finite number >= 0, got {self.work_units!r}")
 
 
 @dataclass(frozen=True)

@@ -238,6 +238,15 @@ async def test_seconds_per_unit_learns_from_finished_jobs(store: QuotaStore) -> 
     assert await store.estimate(1, 100) == 12.0
 
 
+async def test_one_odd_job_moves_seconds_per_unit_at_most_tenfold(store: QuotaStore) -> None:
+    await store.reserve(ticket("tiny", units=1e-300))
+    await store.settle("tiny", gpu_seconds=100.0, result="{}")
+    assert await store.seconds_per_unit() == pytest.approx(0.5)
+    await store.reserve(ticket("free lunch", units=1000))
+    await store.settle("free lunch", gpu_seconds=0.0, result="{}")  # no sample
+    assert await store.seconds_per_unit() == pytest.approx(0.5)
+
+
 async def test_limits_count_open_jobs_per_lane_and_in_all(store: QuotaStore) -> None:
     await store.set_plan(1, "standard", operator_id=OPERATOR)
     await store.update_plan("standard", operator_id=OPERATOR, max_queued=5)
