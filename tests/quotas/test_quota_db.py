@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import stat
@@ -113,3 +114,33 @@ async def test_backup_is_a_private_consistent_copy(store: QuotaStore, tmp_path: 
         assert await copy.ledger(1) == await store.ledger(1)
     finally:
         await copy.close()
+
+
+def test_a_failing_operation_in_a_commit_group_is_undone_alone(db_path: Path) -> None:
+    conn = db.connect(db_path, QuotaSettings())
+
+    def insert(value: int) -> db.Work[int]:
+        def work(c: sqlite3.Connection) -> int:
+            c.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (f"k{value}", value))
+            if value == 2:
+                raise LookupError("refused")
+            return value
+        return work
+
+    try:
+        outcomes = db.commit_group(conn, [insert(1), insert(2), insert(3)])
+        assert [ok for ok, _ in outcomes] == [True, False, True]
+        assert isinstance(outcomes[1][1], LookupError)
+        assert sorted(k for (k,) in conn.execute("SELECT key FROM meta")) == ["k1", "k3"]
+        assert not conn.in_transaction
+    finally:
+        conn.close()
+
+
+async def test_concurrent_writes_share_commits_and_each_sees_its_own_outcome(store: QuotaStore, db_path: Path) -> None:
+    calls = [store.grant(1, 1.0, operator_id=1, reason=str(n)) for n in range(10)]
+    calls.append(store.set_plan(1, "no such plan", operator_id=1))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["AccountView"] * 10 + ["UnknownPlan"]
+    assert (await store.account(1)).extra_seconds == 10.0
+    assert_balanced(db_path)
