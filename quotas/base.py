@@ -9,7 +9,7 @@ from typing import TypeVar
 from quotas.charges import default_mode
 from quotas.db import Database
 from quotas.ledger import Account, Books
-from quotas.models import AccountView, Mode, QuotaSettings
+from quotas.models import AccountView, QuotaSettings
 from quotas.units import maybe_dt, to_seconds, to_ts
 
 T = TypeVar("T")
@@ -41,14 +41,13 @@ class StoreBase:
 
 def account_view(books: Books, account: Account) -> AccountView:
     """The `/info` view of an account inside the transaction that just brought it up to date."""
-    mode = default_mode(books.conn, account.user_id)
     row = books.conn.execute(
         "SELECT lifetime_images, lifetime_gpu_ms, "
         " (SELECT count(*) FROM jobs WHERE user_id = a.user_id AND status = 'queued') AS queued, "
         " (SELECT count(*) FROM jobs WHERE user_id = a.user_id AND status = 'running') AS running "
         "FROM accounts AS a WHERE user_id = ?", (account.user_id,)).fetchone()
     return AccountView(
-        user_id=account.user_id, plan=account.plan, mode=mode if account.plan.allows(mode) else Mode.FAST,
+        user_id=account.user_id, plan=account.plan, mode=default_mode(books.conn, account.user_id, account.plan),
         fast_remaining=to_seconds(account.plan_ms), fast_period_total=to_seconds(account.period_total_ms),
         extra_seconds=to_seconds(account.extra_ms), renews_at=maybe_dt(account.renews_at),
         plan_until=maybe_dt(account.plan_until), lifetime_images=row["lifetime_images"],

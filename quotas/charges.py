@@ -18,7 +18,7 @@ import sqlite3
 from quotas import plans
 from quotas.errors import AccountTooNew, Banned, Cooldown, LaneNotAllowed, LimitReached, OutOfFastTime, UnknownJob
 from quotas.ledger import Account, Books
-from quotas.models import FREE_PLAN, JobStatus, JobTicket, LedgerKind, Mode, Reservation
+from quotas.models import FREE_PLAN, JobStatus, JobTicket, LedgerKind, Mode, Plan, Reservation
 from quotas.units import maybe_dt, to_dt, to_ms, to_seconds, to_ts
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,11 @@ def estimate_ms(seconds_per_unit: float, work_units: float, mode: Mode) -> int:
     return to_ms(work_units * seconds_per_unit * mode.cost_factor)
 
 
-def default_mode(conn: sqlite3.Connection, user_id: int) -> Mode:
+def default_mode(conn: sqlite3.Connection, user_id: int, plan: Plan) -> Mode:
+    """The user's preferred mode, or fast where the plan lacks it (a preference left from a bigger plan)."""
     row = conn.execute("SELECT mode FROM preferences WHERE user_id = ?", (user_id,)).fetchone()
-    return Mode.FAST if row is None else Mode(row[0])
+    mode = Mode.FAST if row is None else Mode(row[0])
+    return mode if plan.allows(mode) else Mode.FAST
 
 
 def reservation_of(row: sqlite3.Row) -> Reservation:
@@ -54,12 +56,10 @@ def reserve(books: Books, ticket: JobTicket) -> Reservation:
     plan = account.plan
     if account.banned:
         raise Banned(account.user_id, account.ban_reason)
-    mode = ticket.mode or default_mode(conn, ticket.user_id)
+    mode = ticket.mode or default_mode(conn, ticket.user_id, plan)
     if not plan.allows(mode):
-        if ticket.mode is not None:
-            raise LaneNotAllowed(mode=mode, plan=plan.name, upgrades=plans.upgrades(
-                conn, plan, relax=mode is Mode.RELAX, turbo=mode is Mode.TURBO))
-        mode = Mode.FAST  # a default left over from a bigger plan
+        raise LaneNotAllowed(mode=mode, plan=plan.name, upgrades=plans.upgrades(
+            conn, plan, relax=mode is Mode.RELAX, turbo=mode is Mode.TURBO))
     if plan.name == FREE_PLAN:
         _check_free_use(books, account, ticket)
     cost = estimate_ms(books.seconds_per_unit(), ticket.work_units, mode)

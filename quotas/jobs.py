@@ -10,11 +10,11 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from quotas import charges
+from quotas import charges, plans
 from quotas.base import StoreBase
 from quotas.errors import UnknownJob
 from quotas.ledger import read_seconds_per_unit
-from quotas.models import JobRecord, JobStatus, JobTicket, Mode, Reservation
+from quotas.models import FREE_PLAN, JobRecord, JobStatus, JobTicket, Mode, Reservation
 from quotas.units import maybe_dt, to_dt, to_seconds
 
 
@@ -44,7 +44,9 @@ class JobsMixin(StoreBase):
         """GPU seconds a job of `work_units` would hold in `mode` (default: the user's mode); 0 for relax."""
 
         def work(conn: sqlite3.Connection) -> float:
-            chosen = mode or charges.default_mode(conn, user_id)
+            row = conn.execute("SELECT plan FROM accounts WHERE user_id = ?", (user_id,)).fetchone()
+            plan = plans.load(conn, FREE_PLAN if row is None else row[0])
+            chosen = mode or charges.default_mode(conn, user_id, plan)
             return to_seconds(charges.estimate_ms(read_seconds_per_unit(conn, self._settings), work_units, chosen))
 
         return await self._db.read(work)

@@ -97,6 +97,7 @@ class Books:
         if account.plan_until is not None and self.now >= account.plan_until:
             ended = account.plan.name
             self.switch_plan(account, plans.load(self.conn, FREE_PLAN), until=None, reason=f"plan {ended} ended")
+            account.entitled_plan = None
             changed = True
         if account.renews_at is not None and self.now >= account.renews_at:
             if account.plan.renewal is Renewal.MONTHLY:

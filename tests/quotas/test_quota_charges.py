@@ -326,3 +326,13 @@ async def test_settle_refuses_a_negative_gpu_time(store: QuotaStore) -> None:
     with pytest.raises(ValueError, match="gpu_seconds"):
         await store.settle("j", gpu_seconds=-1.0, result="{}")
     assert (await store.job("j")).status is JobStatus.QUEUED  # type: ignore[union-attr]
+
+
+async def test_estimate_follows_the_users_mode_and_plan(store: QuotaStore) -> None:
+    assert await store.estimate(1, 100) == 5.0
+    await store.set_plan(1, "pro", operator_id=OPERATOR)
+    await store.set_mode(1, Mode.TURBO)
+    assert await store.estimate(1, 100) == 10.0
+    assert await store.estimate(1, 100, Mode.RELAX) == 0.0
+    await store.set_plan(1, "free", operator_id=OPERATOR)
+    assert await store.estimate(1, 100) == 5.0  # turbo is not in the free plan: the default is fast
