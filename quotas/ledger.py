@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from quotas import plans
 from quotas.models import FREE_PLAN, LedgerKind, Plan, QuotaSettings, Renewal
-from quotas.units import monthly_period, to_seconds, utc_day
+from quotas.units import monthly_period, to_ms, to_seconds, utc_day
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Books:
             else:  # an operator made the plan one-time since the period began: its time stays
                 account.renews_at = None
             changed = True
-        topup_ms = round(account.plan.daily_topup_seconds * 1000)
+        topup_ms = to_ms(account.plan.daily_topup_seconds)
         today = utc_day(self.now)
         if topup_ms and (account.topup_day is None or today > account.topup_day):
             if account.plan_ms < topup_ms:
@@ -133,7 +133,7 @@ class Books:
         if account.plan_ms:
             self.post(account, LedgerKind.EXPIRE, plan_ms=-account.plan_ms, key=f"expire-{key}",
                       reason=f"unspent plan time ({reason})", operator_id=operator_id)
-        allowance = round(plan.fast_seconds * 1000) if grant else 0
+        allowance = to_ms(plan.fast_seconds) if grant else 0
         if allowance:
             kind = LedgerKind.GRANT if plan.renewal is Renewal.NONE else LedgerKind.RENEWAL
             self.post(account, kind, plan_ms=allowance, key=key, reason=reason, operator_id=operator_id)
