@@ -250,6 +250,7 @@ class JobService:
             user_id=request.user_id,
             kind=spec.kind,
             work_units=request.work_units,
+            images=request.count,
             request=envelope.dumps(),
             mode=spec.mode,
             guild_id=spec.guild_id,
