@@ -72,6 +72,7 @@ class _Call:
     kwargs: dict[str, Any] = field(default_factory=dict)
     steps: int = 0  # denoising steps it is expected to run
     stop_after: int | None = None  # raise the pipeline's interrupt flag after this many steps
+    style_scale: float | None = None  # the IP-Adapter's scale for this call, when one is loaded
 
 
 class _Progress:
@@ -141,7 +142,7 @@ class DiffusersEngine:
         return int(self._pipe.unet.config.sample_size * self._pipe.vae_scale_factor)
 
     def size_for_aspect(self, width: int, height: int) -> tuple[int, int]:
-        """An output size of aspect `width:height` with about `base_resolution`² pixels, sides multiples of `size_multiple`."""
+        """A size of aspect `width:height` and about `base_resolution`² pixels, sides multiples of `size_multiple`."""
         if width <= 0 or height <= 0:
             raise ValueError(f"aspect ratio sides must be positive, got {width}:{height}")
         m, area = self.size_multiple, self.base_resolution**2
@@ -253,7 +254,7 @@ class DiffusersEngine:
             kwargs.update(image=images, mask_image=masks, width=r.width, height=r.height)
         if self._ip_adapter:
             style = operations.decode_image(r.style_image, what="style reference") if r.style_image else None
-            call.pipe.set_ip_adapter_scale(STYLE_SCALE if style else 0.0)
+            call.style_scale = STYLE_SCALE if style else 0.0  # 0: the adapter still needs an image, ignored
             kwargs["ip_adapter_image"] = style or Image.new("RGB", (224, 224))
         return call
 
@@ -303,6 +304,8 @@ class DiffusersEngine:
             progress.finish(0)
             return [self._output(j, [j.pixels] * len(j.seeds), []) for j in call.jobs]
         r = call.jobs[0].request
+        if call.style_scale is not None:
+            call.pipe.set_ip_adapter_scale(call.style_scale)
 
         def on_step_end(pipe: Any, i: int, t: Any, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             latents = tensors["latents"]

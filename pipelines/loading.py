@@ -115,7 +115,8 @@ def load_engine(
     pixel_upscaler = load_upscaler(upscaler, device=torch_device, dtype=torch_dtype)
     source = str(Path(model_id).expanduser()) if _is_path(model_id) else model_id
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(source, **{_DTYPE_ARG: torch_dtype})  # type: ignore[no-untyped-call]
+        options = {_DTYPE_ARG: torch_dtype}
+        pipe = AutoPipelineForText2Image.from_pretrained(source, **options)  # type: ignore[no-untyped-call]
     except _LOAD_ERRORS as exc:
         raise ModelLoadError(
             f"SONGE_MODEL={model!r} could not be loaded: {_first_line(exc)} "

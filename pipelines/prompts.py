@@ -40,11 +40,6 @@ class WeightedPrompt:
     positive: tuple[PromptPart, ...]
     negative: tuple[PromptPart, ...]
 
-    @property
-    def is_plain(self) -> bool:
-        """A single unweighted part: the text can go to the pipeline as it is."""
-        return len(self.positive) == 1 and not self.negative
-
 
 def parse_weights(prompt: str, negative_prompt: str = "") -> WeightedPrompt:
     """Split `a cat::2 a dog` into weighted parts; `--no` text joins the negative side at weight 1.

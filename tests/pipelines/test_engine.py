@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import AutoencoderTiny, DDIMScheduler, StableDiffusionPipeline
+from diffusers import AutoencoderTiny, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from PIL import Image
 
 from pipelines.diffusers_engine import DiffusersEngine
 from pipelines.engine import EngineOutput, PreviewFactory
-from pipelines.errors import GenerationError, Interrupted
+from pipelines.errors import GenerationError, Interrupted, ModelLoadError
 from pipelines.loading import load_engine
 from pipelines.types import FailureKind
-from tests.support.tiny_models import tiny_request
+from tests.support.tiny_models import build_tiny_ip_adapter, png_bytes, tiny_request
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +205,22 @@ def test_a_tiny_autoencoder_decodes_the_previews(tiny_model_dir: Path) -> None:
 
     (grid,) = steps.previews[0]
     assert grid.size == (2 * 96, 2 * 64)  # full-size decodes (below the preview cap), four in a grid
+
+
+def test_a_style_reference_steers_the_images_through_ip_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
+    weights = build_tiny_ip_adapter(tmp_path, UNet2DConditionModel.from_pretrained(tiny_model_dir / "unet"))
+    engine = load_engine(str(tiny_model_dir), device="cpu", ip_adapter=str(weights))
+    style = png_bytes(Image.new("RGB", (40, 40), (200, 30, 30)))
+    styled, plain = tiny_request(job_id="styled", style_image=style), tiny_request(job_id="plain")
+
+    together = engine.run([styled, plain], Steps())
+    alone = [engine.run([styled], Steps())[0], engine.run([plain], Steps())[0]]
+
+    assert not same_images(alone[0], alone[1])
+    assert same_images(together[0], alone[0], tolerance=1 / 255)
+    assert same_images(together[1], alone[1], tolerance=1 / 255)
+
+
+def test_a_malformed_ip_adapter_setting_names_it(tiny_model_dir: Path) -> None:
+    with pytest.raises(ModelLoadError, match="SONGE_IP_ADAPTER"):
+        load_engine(str(tiny_model_dir), device="cpu", ip_adapter="h94/IP-Adapter")

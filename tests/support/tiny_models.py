@@ -23,8 +23,17 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from PIL import Image
+from safetensors.torch import save_file
 from tokenizers import Regex, normalizers, pre_tokenizers
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, T5Tokenizer
+from transformers import (
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+    T5Tokenizer,
+)
 
 from pipelines.types import GenerationRequest
 
@@ -219,3 +228,41 @@ def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def build_tiny_ip_adapter(folder: Path, unet: UNet2DConditionModel, *, seed: int = 0) -> Path:
+    """IP-Adapter weights for `unet` and a tiny CLIP image encoder beside them; returns the weights file.
+
+    The layout is h94/IP-Adapter's: `ip-adapter.safetensors` with `image_proj.*` (four image
+    tokens) and `ip_adapter.{1,3,5...}.to_{k,v}_ip.weight` per cross-attention layer, and the
+    encoder in `image_encoder/`.
+    """
+    torch.manual_seed(seed)
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+            projection_dim=32,
+        )
+    )
+    encoder.save_pretrained(folder / "image_encoder")
+    cross = unet.config.cross_attention_dim
+    weights = {
+        "image_proj.proj.weight": torch.randn(4 * cross, 32) * 0.1,
+        "image_proj.proj.bias": torch.zeros(4 * cross),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    layers = [p for name, p in unet.attn_processors.items() if name.endswith("attn2.processor")]
+    widths = [m.to_q.out_features for name, m in unet.named_modules() if name.endswith("attn2")]
+    assert len(layers) == len(widths)
+    for i, width in enumerate(widths):
+        for kind in ("k", "v"):
+            weights[f"ip_adapter.{2 * i + 1}.to_{kind}_ip.weight"] = torch.randn(width, cross) * 0.1
+    path = folder / "ip-adapter.safetensors"
+    save_file(weights, path)
+    return path
