@@ -13,7 +13,7 @@ from quotas import Mode
 from bot.guards import check_channel, check_words
 from bot.interactions import read_attachment, spec_for, submit_all
 from bot.jobs import new_job_id
-from bot.parsing import format_parameters, parse_prompt
+from bot.parsing import ParseDefaults, format_parameters, parse_aspect, parse_prompt
 
 if TYPE_CHECKING:
     from bot.app import SongeBot
@@ -37,7 +37,13 @@ class Imagine(commands.Cog):
         bot = self.bot
         await check_channel(bot, interaction)
         preferences = await bot.store.preferences(interaction.user.id)
-        parsed = parse_prompt(prompt, macros=preferences.options, suffix=preferences.suffix)
+        defaults = ParseDefaults(
+            aspect=parse_aspect(preferences.aspect) if preferences.aspect else None,
+            stylize=preferences.stylize,
+            max_steps=bot.profile.max_steps,
+            max_jobs=MAX_JOBS_PER_COMMAND,
+        )
+        parsed = parse_prompt(prompt, defaults=defaults, macros=preferences.options, suffix=preferences.suffix)
         check_words(bot, *parsed.prompts, parsed.negative)
         source = await read_attachment(image) if image is not None else None
         mode = Mode(parsed.mode) if parsed.mode else None
@@ -51,7 +57,7 @@ class Imagine(commands.Cog):
                 specs.append(
                     spec_for(interaction, request, kind="imagine", mode=mode, display_prompt=text, parameters=parameters)
                 )
-        await submit_all(bot, interaction, specs[:MAX_JOBS_PER_COMMAND])
+        await submit_all(bot, interaction, specs)
 
 
 async def setup(bot: SongeBot) -> None:
