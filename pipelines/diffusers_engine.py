@@ -118,6 +118,8 @@ class DiffusersEngine:
         if preset is not None:
             scheduler_class = getattr(diffusers, preset.scheduler)
             pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config, **dict(preset.scheduler_options))
+        if hasattr(pipe.vae, "enable_slicing"):
+            pipe.vae.enable_slicing()  # decode a batch image by image: 16 images at once can need more than denoising
         pipe.set_progress_bar_config(disable=True)
 
     @property
