@@ -259,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the denoiser (warm-up compiles)")
     args = parser.parse_args(argv)
     tiny = args.scale == "tiny"
+    unknown = set(args.models.split(",")) - set(MODELS)
+    if unknown:
+        parser.error(f"unknown models {', '.join(sorted(unknown))}: choose from {', '.join(MODELS)}")
     if not tiny and not torch.cuda.is_available():
         print("gpu_bench needs a CUDA GPU for --scale real; --scale tiny runs shrunken configs on the CPU.")
         return 2

@@ -176,7 +176,7 @@ def _source(args: argparse.Namespace) -> tuple[bytes, int, int, str]:
     return data, width, height, prompt
 
 
-def _write(args: argparse.Namespace, result: GenerationResult, request: GenerationRequest) -> list[Path]:
+def _write(args: argparse.Namespace, result: GenerationResult) -> list[Path]:
     """The result as one PNG (a grid for several images) or, with --split, one PNG per image."""
     out: Path = args.out
     if len(result.images) == 1 or not getattr(args, "split", False):
@@ -196,7 +196,7 @@ def _write(args: argparse.Namespace, result: GenerationResult, request: Generati
 async def _finish(args: argparse.Namespace, engine: DiffusersEngine, request: GenerationRequest) -> int:
     print(f"seed {request.seed}, {request.width}x{request.height}, {request.steps} steps", file=sys.stderr)
     (result,) = await run_jobs(engine, [request])
-    for path in _write(args, result, request):
+    for path in _write(args, result):
         print(path)
     return 0
 

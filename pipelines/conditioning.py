@@ -47,7 +47,7 @@ def _token_limit(pipe: Any, family: str) -> tuple[Any, int]:
     return pipe.tokenizer, int(pipe.tokenizer.model_max_length)
 
 
-def _encode_one(pipe: Any, family: str, text: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _encode_one(pipe: Any, text: str, *, family: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     if family == "sd":
         embeds, _ = pipe.encode_prompt(text, device, 1, False)
         return embeds, None
@@ -71,28 +71,28 @@ def _mix(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Ten
 
 
 def _blend(
-    pipe: Any, family: str, parts: Sequence[PromptPart], device: torch.device
+    pipe: Any, parts: Sequence[PromptPart], *, family: str, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    encoded = [_encode_one(pipe, family, p.text, device) for p in parts]
+    encoded = [_encode_one(pipe, p.text, family=family, device=device) for p in parts]
     weights = [p.weight for p in parts]
     pooled = [p for _, p in encoded if p is not None]
     return _mix([e for e, _ in encoded], weights), (_mix(pooled, weights) if pooled else None)
 
 
-def encode(pipe: Any, family: str, prompt: WeightedPrompt, *, device: torch.device) -> Conditioning:
+def encode(pipe: Any, prompt: WeightedPrompt, *, family: str, device: torch.device) -> Conditioning:
     """Encode and blend the positive parts, and (SD/SDXL) the negative ones or the empty prompt."""
     tokenizer, limit = _token_limit(pipe, family)
     truncated = any(len(tokenizer(p.text, truncation=False).input_ids) > limit for p in prompt.positive)
-    embeds, pooled = _blend(pipe, family, prompt.positive, device)
+    embeds, pooled = _blend(pipe, prompt.positive, family=family, device=device)
     negative = negative_pooled = None
     if family != "flux":
         if prompt.negative:
-            negative, negative_pooled = _blend(pipe, family, prompt.negative, device)
+            negative, negative_pooled = _blend(pipe, prompt.negative, family=family, device=device)
         elif family == "sdxl" and pipe.config.force_zeros_for_empty_prompt:
             negative = torch.zeros_like(embeds)
             negative_pooled = None if pooled is None else torch.zeros_like(pooled)
         else:
-            negative, negative_pooled = _blend(pipe, family, (PromptPart("", 1.0),), device)
+            negative, negative_pooled = _blend(pipe, (PromptPart("", 1.0),), family=family, device=device)
     return Conditioning(embeds, pooled, negative, negative_pooled, truncated)
 
 
@@ -113,7 +113,7 @@ def _with_chaos(embeds: torch.Tensor, seeds: Sequence[int], chaos: int) -> torch
 
 
 def batch_kwargs(
-    family: str, conds: Sequence[Conditioning], seeds: Sequence[Sequence[int]], chaos: Sequence[int]
+    conds: Sequence[Conditioning], *, family: str, seeds: Sequence[Sequence[int]], chaos: Sequence[int]
 ) -> dict[str, torch.Tensor]:
     """The embedding arguments of one pipeline call: one row per image, jobs in order."""
 

@@ -118,6 +118,8 @@ class DiffusersEngine:
         if preset is not None:
             scheduler_class = getattr(diffusers, preset.scheduler)
             pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config, **dict(preset.scheduler_options))
+        if hasattr(pipe.vae, "enable_slicing"):
+            pipe.vae.enable_slicing()  # decode a batch image by image: 16 images at once can need more than denoising
         pipe.set_progress_bar_config(disable=True)
 
     @property
@@ -202,9 +204,8 @@ class DiffusersEngine:
         return list(groups.values())
 
     def _prepare(self, request: GenerationRequest) -> _Job:
-        cond = conditioning.encode(
-            self._pipe, self.family, parse_weights(request.prompt, request.negative_prompt), device=self._device
-        )
+        prompt = parse_weights(request.prompt, request.negative_prompt)
+        cond = conditioning.encode(self._pipe, prompt, family=self.family, device=self._device)
         job = _Job(request, image_seeds(request.seed, request.count), cond)
         op, size = request.operation, (request.width, request.height)
         if op is Operation.TEXT_TO_IMAGE:
@@ -213,13 +214,13 @@ class DiffusersEngine:
         if op is Operation.IMAGE_TO_IMAGE:
             job.image = source.resize(size, Image.Resampling.LANCZOS)
         elif op is Operation.UPSCALE:
-            job.image = self._upscaler.upscale(source, *size)
+            job.image = self._upscaler.upscale(source, size)
         elif op is Operation.OUTPAINT:
-            placement = operations.check_box(request.placement, *size, what="placement")
-            job.image, job.keep = operations.outpaint_inputs(source, *size, placement)
+            placement = operations.check_box(request.placement, size, what="placement")
+            job.image, job.keep = operations.outpaint_inputs(source, size, placement=placement)
         else:
-            region = operations.check_box(request.region, *size, what="region")
-            job.image, job.keep = operations.inpaint_inputs(source, *size, region)
+            region = operations.check_box(request.region, size, what="region")
+            job.image, job.keep = operations.inpaint_inputs(source, size, region=region)
         return job
 
     def _plan(self, jobs: list[_Job]) -> _Call:
@@ -228,7 +229,10 @@ class DiffusersEngine:
         if r.operation is Operation.UPSCALE and r.strength <= 0:
             return _Call(jobs, None)
         kwargs: dict[str, Any] = conditioning.batch_kwargs(
-            self.family, [j.cond for j in jobs], [j.seeds for j in jobs], [j.request.chaos for j in jobs]
+            [j.cond for j in jobs],
+            family=self.family,
+            seeds=[j.seeds for j in jobs],
+            chaos=[j.request.chaos for j in jobs],
         )
         kwargs.update(
             generator=[torch.Generator().manual_seed(s) for j in jobs for s in j.seeds],
@@ -302,7 +306,7 @@ class DiffusersEngine:
         counts = [len(j.seeds) for j in call.jobs]
         if call.pipe is None:
             progress.finish(0)
-            return [self._output(j, [j.pixels] * len(j.seeds), []) for j in call.jobs]
+            return [self._output(j, [j.pixels] * len(j.seeds)) for j in call.jobs]
         r = call.jobs[0].request
         if call.style_scale is not None:
             call.pipe.set_ip_adapter_scale(call.style_scale)
@@ -310,7 +314,7 @@ class DiffusersEngine:
         def on_step_end(pipe: Any, i: int, t: Any, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             latents = tensors["latents"]
             steps = call.stop_after or pipe.num_timesteps
-            progress.step(i, steps, lambda: self._previews(latents, counts, r.width, r.height))
+            progress.step(i, steps, lambda: self._previews(latents, counts, size=(r.width, r.height)))
             if call.stop_after is not None and i + 1 >= call.stop_after:
                 pipe._interrupt = True
             return {}
@@ -323,14 +327,14 @@ class DiffusersEngine:
         flags = getattr(result, "nsfw_content_detected", None) or [False] * len(images)
         outputs, start = [], 0
         for job, count in zip(call.jobs, counts):
-            outputs.append(self._output(job, images[start : start + count], flags[start : start + count]))
+            outputs.append(self._output(job, images[start : start + count], nsfw=flags[start : start + count]))
             start += count
         return outputs
 
     @staticmethod
-    def _output(job: _Job, images: list[Image.Image], nsfw: Sequence[bool]) -> EngineOutput:
+    def _output(job: _Job, images: list[Image.Image], *, nsfw: Sequence[bool] = ()) -> EngineOutput:
         if job.keep is not None and job.image is not None:
-            images = [operations.paste_back(image, job.image, job.keep) for image in images]
+            images = [operations.paste_back(image, job.image, keep=job.keep) for image in images]
         return EngineOutput(
             images=images,
             seeds=list(job.seeds),
@@ -338,8 +342,9 @@ class DiffusersEngine:
             truncated=job.cond.truncated,
         )
 
-    def _previews(self, latents: torch.Tensor, counts: list[int], width: int, height: int) -> list[Image.Image]:
+    def _previews(self, latents: torch.Tensor, counts: list[int], *, size: tuple[int, int]) -> list[Image.Image]:
         if self.family == "flux":
+            width, height = size
             latents = self._pipe._unpack_latents(latents, height, width, self._pipe.vae_scale_factor)
         return self._previewer(latents, counts)
 

@@ -15,7 +15,6 @@ from typing import Any
 import diffusers
 import torch
 from diffusers import AutoencoderTiny, AutoPipelineForText2Image
-from packaging.version import Version
 
 from pipelines.devices import pick_device, pick_dtype
 from pipelines.diffusers_engine import DiffusersEngine
@@ -27,7 +26,8 @@ log = logging.getLogger(__name__)
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError)
-_DTYPE_ARG = "dtype" if Version(diffusers.__version__) >= Version("0.42") else "torch_dtype"  # renamed in 0.42
+_DIFFUSERS_VERSION = tuple(int(part) for part in diffusers.__version__.split(".")[:2])
+_DTYPE_ARG = "dtype" if _DIFFUSERS_VERSION >= (0, 42) else "torch_dtype"  # `torch_dtype` is deprecated from 0.42
 
 
 def _first_line(exc: BaseException) -> str:

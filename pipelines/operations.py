@@ -133,8 +133,9 @@ def _rect_mask(size: tuple[int, int], box: Box, *, inset: int, blur: int) -> Ima
     return mask.filter(ImageFilter.GaussianBlur(blur)) if blur else mask
 
 
-def check_box(box: Box | None, width: int, height: int, *, what: str) -> Box:
-    """`box` when it lies inside a width x height canvas with a positive area; `GenerationError` otherwise."""
+def check_box(box: Box | None, size: tuple[int, int], *, what: str) -> Box:
+    """`box` when it lies inside a canvas of `size` with a positive area; `GenerationError` otherwise."""
+    width, height = size
     if box is None:
         raise GenerationError(f"This operation needs a {what}.")
     if not (0 <= box.left < box.right <= width and 0 <= box.top < box.bottom <= height):
@@ -142,27 +143,27 @@ def check_box(box: Box | None, width: int, height: int, *, what: str) -> Box:
     return box
 
 
-def outpaint_inputs(source: Image.Image, width: int, height: int, placement: Box) -> tuple[Image.Image, Image.Image]:
+def outpaint_inputs(source: Image.Image, size: tuple[int, int], *, placement: Box) -> tuple[Image.Image, Image.Image]:
     """The canvas (source on a blurred stretch of itself) and the keep mask (white where the source stays).
 
     The inpainting mask is the keep mask inverted: the painted area overlaps the source by a
     few feathered pixels so the seam blends.
     """
     placed = source.resize((placement.width, placement.height), Image.Resampling.LANCZOS)
-    canvas = source.resize((width, height), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(16))
+    canvas = source.resize(size, Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(16))
     canvas.paste(placed, (placement.left, placement.top))
     feather = feather_for(placement)
-    return canvas, _rect_mask((width, height), placement, inset=feather // 2, blur=feather // 2)
+    return canvas, _rect_mask(size, placement, inset=feather // 2, blur=feather // 2)
 
 
-def inpaint_inputs(source: Image.Image, width: int, height: int, region: Box) -> tuple[Image.Image, Image.Image]:
-    """The source at the output size and the keep mask (black over `region`, grown and feathered)."""
-    image = source.resize((width, height), Image.Resampling.LANCZOS)
+def inpaint_inputs(source: Image.Image, size: tuple[int, int], *, region: Box) -> tuple[Image.Image, Image.Image]:
+    """The source at the output `size` and the keep mask (black over `region`, grown and feathered)."""
+    image = source.resize(size, Image.Resampling.LANCZOS)
     feather = feather_for(region)
-    paint = _rect_mask((width, height), region, inset=-feather, blur=feather // 2)
+    paint = _rect_mask(size, region, inset=-feather, blur=feather // 2)
     return image, Image.eval(paint, lambda v: 255 - v)
 
 
-def paste_back(generated: Image.Image, original: Image.Image, keep: Image.Image) -> Image.Image:
+def paste_back(generated: Image.Image, original: Image.Image, *, keep: Image.Image) -> Image.Image:
     """`generated` with `original` composited over it where `keep` is white."""
     return Image.composite(original, generated.resize(original.size), keep)

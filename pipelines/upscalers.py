@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 class Upscaler(Protocol):
     name: str
 
-    def upscale(self, image: Image.Image, width: int, height: int) -> Image.Image:
-        """`image` enlarged to exactly width x height."""
+    def upscale(self, image: Image.Image, size: tuple[int, int]) -> Image.Image:
+        """`image` enlarged to exactly `size` (width, height)."""
         ...
 
 
@@ -32,8 +32,8 @@ class LanczosUpscaler:
 
     name = "lanczos"
 
-    def upscale(self, image: Image.Image, width: int, height: int) -> Image.Image:
-        return image.resize((width, height), Image.Resampling.LANCZOS)
+    def upscale(self, image: Image.Image, size: tuple[int, int]) -> Image.Image:
+        return image.resize(size, Image.Resampling.LANCZOS)
 
 
 class ModelUpscaler:
@@ -47,13 +47,13 @@ class ModelUpscaler:
         self._dtype = dtype
         self.name = name
 
-    def upscale(self, image: Image.Image, width: int, height: int) -> Image.Image:
+    def upscale(self, image: Image.Image, size: tuple[int, int]) -> Image.Image:
         pixels = torch.frombuffer(bytearray(image.convert("RGB").tobytes()), dtype=torch.uint8)
         tensor = pixels.view(image.height, image.width, 3).permute(2, 0, 1).unsqueeze(0)
         with torch.inference_mode():
             out = self._model(tensor.to(self._device, self._dtype) / 255.0)
         array = (out[0].float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-        return Image.fromarray(array).resize((width, height), Image.Resampling.LANCZOS)
+        return Image.fromarray(array).resize(size, Image.Resampling.LANCZOS)
 
 
 def load_upscaler(path: Path | None, *, device: torch.device, dtype: torch.dtype) -> Upscaler:

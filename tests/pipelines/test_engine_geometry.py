@@ -77,11 +77,11 @@ def test_impossible_layouts_are_value_errors(call) -> None:  # type: ignore[no-u
 
 def test_outpaint_and_inpaint_masks_cover_the_right_pixels() -> None:
     source = Image.new("RGB", (64, 64), (200, 10, 10))
-    canvas, keep = outpaint_inputs(source, 128, 128, Box(32, 32, 96, 96))
+    canvas, keep = outpaint_inputs(source, (128, 128), placement=Box(32, 32, 96, 96))
     assert canvas.getpixel((64, 64)) == (200, 10, 10)
     assert keep.getpixel((64, 64)) == 255 and keep.getpixel((5, 5)) == 0 and keep.getpixel((32, 64)) < 255
 
-    image, keep = inpaint_inputs(source, 64, 64, Box(16, 16, 48, 48))
+    image, keep = inpaint_inputs(source, (64, 64), region=Box(16, 16, 48, 48))
     assert image.size == (64, 64)
     assert keep.getpixel((32, 32)) == 0 and keep.getpixel((2, 2)) == 255
 

@@ -123,7 +123,7 @@ def test_a_model_upscaler_runs_the_network_then_fits_the_size(source: Image.Imag
     network = torch.nn.Upsample(scale_factor=4, mode="nearest")
     upscaler = ModelUpscaler(network, device=torch.device("cpu"), dtype=torch.float32, name="nearest-x4")
 
-    result = upscaler.upscale(source, 192, 128)
+    result = upscaler.upscale(source, (192, 128))
 
     assert result.size == (192, 128)
     assert np.abs(pixels(result) - pixels(source.resize((192, 128), Image.Resampling.NEAREST))).mean() < 3 / 255
