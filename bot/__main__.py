@@ -8,7 +8,7 @@ import signal
 import sys
 
 from pipelines.errors import ModelLoadError
-from pipelines.loading import validate_model_source
+from pipelines.sources import validate_model_source
 
 from bot.app import SongeBot
 from bot.config import ConfigError, Settings, load_environment

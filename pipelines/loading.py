@@ -8,7 +8,6 @@ operator can fix becomes a one-line `ModelLoadError` naming the setting and what
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,12 @@ from diffusers import AutoencoderTiny, AutoPipelineForText2Image
 from pipelines.devices import pick_device, pick_dtype
 from pipelines.diffusers_engine import DiffusersEngine
 from pipelines.errors import ModelLoadError
-from pipelines.presets import PRESETS, resolve_model
+from pipelines.presets import resolve_model
+from pipelines.sources import is_local_path, validate_model_source
 from pipelines.upscalers import load_upscaler
 
 log = logging.getLogger(__name__)
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError)
 _DIFFUSERS_VERSION = tuple(int(part) for part in diffusers.__version__.split(".")[:2])
 _DTYPE_ARG = "dtype" if _DIFFUSERS_VERSION >= (0, 42) else "torch_dtype"  # `torch_dtype` is deprecated from 0.42
@@ -33,38 +32,6 @@ _DTYPE_ARG = "dtype" if _DIFFUSERS_VERSION >= (0, 42) else "torch_dtype"  # `tor
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
-
-
-def _is_path(value: str) -> bool:
-    """Whether `value` names a local folder rather than a hub id."""
-    return value.startswith(("/", "~", ".")) or "\\" in value or value.count("/") > 1 or Path(value).exists()
-
-
-def validate_model_source(model: str) -> None:
-    """Check SONGE_MODEL without loading anything: a preset, a hub id, or an existing diffusers folder."""
-    value = model.strip()
-    if not value:
-        raise ModelLoadError(
-            f"SONGE_MODEL is empty: set it to a preset ({', '.join(PRESETS)}), a Hugging Face model id "
-            "or a folder saved with diffusers' save_pretrained"
-        )
-    model_id, _ = resolve_model(value)
-    if _is_path(model_id):
-        folder = Path(model_id).expanduser()
-        if not folder.is_dir():
-            raise ModelLoadError(
-                f"SONGE_MODEL={model!r}: no such folder; point SONGE_MODEL at a diffusers model folder "
-                "(one with model_index.json) or use a preset or hub id"
-            )
-        if not (folder / "model_index.json").is_file():
-            raise ModelLoadError(
-                f"SONGE_MODEL={model!r} has no model_index.json, so it is not a diffusers pipeline folder: "
-                "point SONGE_MODEL at the folder save_pretrained wrote, or use a preset or hub id"
-            )
-    elif not _HUB_ID.fullmatch(model_id):
-        raise ModelLoadError(
-            f"SONGE_MODEL={model!r} is neither a preset, a Hugging Face id (owner/name) nor an existing folder"
-        )
 
 
 def _load_ip_adapter(pipe: Any, spec: str) -> None:
@@ -113,7 +80,7 @@ def load_engine(
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(torch_device, dtype)
     pixel_upscaler = load_upscaler(upscaler, device=torch_device, dtype=torch_dtype)
-    source = str(Path(model_id).expanduser()) if _is_path(model_id) else model_id
+    source = str(Path(model_id).expanduser()) if is_local_path(model_id) else model_id
     try:
         options = {_DTYPE_ARG: torch_dtype}
         pipe = AutoPipelineForText2Image.from_pretrained(source, **options)  # type: ignore[no-untyped-call]

@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 from pipelines.devices import pick_device, pick_dtype
 from pipelines.diffusers_engine import DiffusersEngine
 from pipelines.errors import ModelLoadError
-from pipelines.loading import load_engine, validate_model_source
+from pipelines.loading import load_engine
+from pipelines.sources import validate_model_source
 from pipelines.presets import PRESETS, resolve_model
 
 
