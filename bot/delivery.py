@@ -90,8 +90,10 @@ class DiscordPresenter:
         seed = f" --seed {job.envelope.request.seed}" if "--seed" not in job.envelope.parameters else ""
         locale = job.envelope.locale
         content = f"{headline(job)}{seed}\n" + t(
-            "result.footer", locale, gpu=format_seconds(result.gpu_seconds), charged=format_seconds(result.charged_seconds)
+            "result.footer", locale, gpu=format_seconds(result.gpu_seconds), charged=format_seconds(job.record.charged_seconds)
         )
+        if result.truncated:
+            content += "\n" + t("result.truncated", locale)
         file = discord.File(io.BytesIO(data), filename=filename, spoiler=spoiler)
         nonce = job.job_id[:25]
         message: discord.Message | None = None

@@ -108,7 +108,7 @@ class StoredResult:
     height: int
     nsfw: tuple[bool, ...]
     gpu_seconds: float
-    charged_seconds: float
+    truncated: bool = False
 
     def dumps(self) -> str:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
@@ -123,7 +123,7 @@ class StoredResult:
             height=int(doc["height"]),
             nsfw=tuple(doc.get("nsfw", ())),
             gpu_seconds=float(doc.get("gpu_seconds", 0.0)),
-            charged_seconds=float(doc.get("charged_seconds", 0.0)),
+            truncated=bool(doc.get("truncated", False)),
         )
 
 
@@ -371,7 +371,7 @@ class JobService:
             height=result.height,
             nsfw=tuple(result.nsfw) or tuple(False for _ in names),
             gpu_seconds=result.gpu_seconds,
-            charged_seconds=0.0,
+            truncated=result.truncated,
         )
         charged = await self.store.settle(job.job_id, gpu_seconds=result.gpu_seconds, result=stored.dumps())
         log.info("job=%s user=%s settled gpu=%.2fs charged=%.2fs", job.job_id, job.user_id, result.gpu_seconds, charged)

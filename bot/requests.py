@@ -7,6 +7,7 @@ import math
 import secrets
 from dataclasses import dataclass
 
+from pipelines.prompts import guidance_for_stylize
 from pipelines.types import Box, GenerationRequest, Operation
 
 from bot.parsing import ParsedPrompt
@@ -41,10 +42,8 @@ def random_seed() -> int:
 
 
 def guidance_for(profile: ModelProfile, stylize: int | None) -> float:
-    """`--stylize` 0-1000 (default 100) scales the model's guidance from 0.5x to 2x around it."""
-    if stylize is None or profile.guidance <= 1.0:
-        return profile.guidance
-    return round(profile.guidance * (0.5 + 1.5 * min(1000, max(0, stylize)) / 1000), 2)
+    """`--stylize` 0-1000: the model's guidance at the default 100 (see `guidance_for_stylize`)."""
+    return profile.guidance if stylize is None else guidance_for_stylize(profile.guidance, stylize)
 
 
 class RequestFactory:

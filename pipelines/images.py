@@ -101,4 +101,5 @@ def encode_result(
         gpu_seconds=gpu_seconds,
         model=model,
         nsfw=tuple(output.nsfw),
+        truncated=output.truncated,
     )

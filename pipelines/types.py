@@ -110,6 +110,7 @@ class GenerationResult:
     gpu_seconds: float
     model: str
     nsfw: tuple[bool, ...] = ()
+    truncated: bool = False  # the prompt was longer than the text encoder reads and was cut
 
 
 class FailureKind(str, enum.Enum):

@@ -208,20 +208,26 @@ class Results(commands.Cog):
         prompt: str | None = None,
     ) -> None:
         parent = _sized(envelope.request, record)
-        canvas = zoom_out_canvas(parent.width, parent.height, factor, multiple=self.bot.profile.multiple)
+        canvas = zoom_out_canvas(parent.width, parent.height, factor, **self._canvas_limits())
         await self._outpaint(interaction, record, envelope, index, canvas, "zoom", prompt)
 
     async def _square(self, interaction: discord.Interaction, record: JobRecord, envelope: Envelope, index: int) -> None:
         parent = _sized(envelope.request, record)
-        canvas = make_square_canvas(parent.width, parent.height, multiple=self.bot.profile.multiple)
+        canvas = make_square_canvas(parent.width, parent.height, **self._canvas_limits())
         await self._outpaint(interaction, record, envelope, index, canvas, "square")
 
     async def _pan(
         self, interaction: discord.Interaction, record: JobRecord, envelope: Envelope, index: int, direction: str
     ) -> None:
         parent = _sized(envelope.request, record)
-        canvas = pan_canvas(parent.width, parent.height, direction, multiple=self.bot.profile.multiple)
+        canvas = pan_canvas(parent.width, parent.height, direction, **self._canvas_limits())
         await self._outpaint(interaction, record, envelope, index, canvas, "pan")
+
+    def _canvas_limits(self) -> dict[str, int]:
+        """Outpainting keeps the model's pixel budget: the source shrinks inside the larger view."""
+        profile = self.bot.profile
+        budget = max(profile.base_resolution**2, 1)
+        return {"multiple": profile.multiple, "max_pixels": budget}
 
     # -- modals -----------------------------------------------------------------------------
 
