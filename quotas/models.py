@@ -297,4 +297,4 @@ class GuildPolicy:
     guild_id: int
     allowed_channel_ids: frozenset[int] = frozenset()
     nsfw_in_age_restricted: bool = False
-    author_only_buttons: bool = True
+    author_only_buttons: bool = False

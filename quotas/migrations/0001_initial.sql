@@ -137,7 +137,7 @@ CREATE TABLE options (
 CREATE TABLE guild_policies (
     guild_id               INTEGER PRIMARY KEY,
     nsfw_in_age_restricted INTEGER NOT NULL DEFAULT 0,
-    author_only_buttons    INTEGER NOT NULL DEFAULT 1
+    author_only_buttons    INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
 CREATE TABLE guild_channels (
