@@ -108,6 +108,8 @@ class DiscordPresenter:
             except (discord.NotFound, discord.Forbidden):
                 log.info("job=%s channel unreachable, delivering by direct message", job.job_id)
                 file = discord.File(io.BytesIO(data), filename=filename, spoiler=spoiler)
+            except discord.HTTPException as exc:  # Discord's own trouble (5xx after retries): try again later
+                raise DeliveryError(f"Discord refused the result: {exc}") from exc
         if message is None:
             message = await self._direct(job, content, file=file, view=view, nonce=nonce)
         await self._delete_progress(job)

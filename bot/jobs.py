@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 EDIT_INTERVAL = 1.5
 """Seconds between two edits of one progress message (Discord allows about 5 edits per 5 s per channel)."""
 
+DELIVERY_RETRY_DELAYS = (2.0, 15.0, 60.0, 300.0)
+"""Seconds before each new attempt to post a result Discord refused (an outage); then it waits for the next start."""
+
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
@@ -217,12 +220,14 @@ class JobService:
         files: ImageFiles,
         presenter: Presenter,
         edit_interval: float = EDIT_INTERVAL,
+        retry_delays: tuple[float, ...] = DELIVERY_RETRY_DELAYS,
     ) -> None:
         self.store = store
         self.queue = queue
         self.files = files
         self.presenter = presenter
         self.edit_interval = edit_interval
+        self.retry_delays = retry_delays
         self.accepting = True
         self._watches: dict[str, _Watch] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -266,7 +271,7 @@ class JobService:
         position = await self.queue.position(request.job_id)
         try:
             message_id = await self.presenter.post_progress(job, _waiting(position))
-        except DeliveryError:
+        except Exception:  # the job never reached the queue: whatever Discord answered, the time goes back
             await self.store.refund(request.job_id, reason="channel unreachable")
             raise
         if message_id is not None:
@@ -379,17 +384,26 @@ class JobService:
         await self.deliver(Job(record or job.record, job.envelope))
 
     async def deliver(self, job: Job) -> None:
-        """Post a settled job's result once; `mark_delivered` makes a retry after a crash a no-op."""
+        """Post a settled job's result once, trying again after `retry_delays` while Discord refuses it;
+        `mark_delivered` makes a retry after a crash a no-op (and the presenter's nonce a repeated post)."""
         if job.record.result is None or job.record.delivered:
             return
         stored = StoredResult.loads(job.record.result)
         images = await asyncio.to_thread(self.files.read_all, job.job_id, len(stored.files))
-        try:
-            message_id = await self.presenter.deliver(job, stored, images)
-        except DeliveryError:
-            log.error("job=%s user=%s result could not be delivered; kept for the next start", job.job_id, job.user_id)
-            return
-        await self.store.mark_delivered(job.job_id, message_id=message_id)
+        for delay in (*self.retry_delays, None):
+            try:
+                message_id = await self.presenter.deliver(job, stored, images)
+            except DeliveryError as exc:
+                if delay is None:
+                    log.error("job=%s user=%s result not delivered (%s); kept for the next start",
+                              job.job_id, job.user_id, exc)
+                    return
+                log.warning("job=%s user=%s result not delivered (%s); again in %.0f s", job.job_id, job.user_id, exc,
+                            delay)
+                await asyncio.sleep(delay)
+            else:
+                await self.store.mark_delivered(job.job_id, message_id=message_id)
+                return
 
     async def _end(self, job: Job, *, kind: FailureKind | None, message: str, reason: str) -> None:
         refunded = await self.store.refund(job.job_id, reason=reason)
@@ -429,7 +443,7 @@ class JobService:
         for record in await self.store.undelivered_jobs():
             job = await self._load(record.job_id)
             if job is not None:
-                await self.deliver(job)
+                self._spawn(self.deliver(job))  # not awaited: a retry must not hold up the start
                 delivered += 1
         if resubmitted or refunded or delivered:
             log.info("recovered jobs: %d resubmitted, %d refunded, %d delivered", resubmitted, refunded, delivered)
