@@ -23,7 +23,8 @@ class ImageFiles:
     def save(self, job_id: str, images: tuple[bytes, ...] | list[bytes]) -> list[str]:
         """Write each PNG atomically; returns the file names, in order."""
         folder = self._job_dir(job_id)
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # `parents` alone would make it 0755
+        folder.mkdir(mode=0o700, exist_ok=True)
         names = []
         for index, data in enumerate(images):
             name = f"{index}.png"
