@@ -24,7 +24,7 @@ from bot.moderation import WordFilter
 from bot.profile import model_profile
 from bot.requests import RequestFactory
 from bot.views.appeal import AppealDecision
-from bot.views.buttons import JobButton
+from bot.views.buttons import JobButton, UnknownButton
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class SongeBot(commands.AutoShardedBot):
                 await self.load_extension(name)
             except commands.ExtensionError:
                 log.exception("cog %s failed to load and is skipped", name)
-        self.add_dynamic_items(JobButton, AppealDecision)
+        self.add_dynamic_items(JobButton, UnknownButton, AppealDecision)
         if self.settings.guild_id:
             guild = discord.Object(self.settings.guild_id)
             self.tree.copy_global_to(guild=guild)

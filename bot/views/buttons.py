@@ -17,6 +17,7 @@ from bot.errors import send_ephemeral
 from bot.i18n import t
 
 CUSTOM_ID = re.compile(r"songe:(?P<action>[a-z0-9]{1,10}):(?P<job>[0-9a-f]{32}):(?P<index>[0-4])")
+UNKNOWN_ID = re.compile(r"songe:(?![a-z0-9]{1,10}:[0-9a-f]{32}:[0-4]\Z).{0,94}", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,22 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CUSTOM_
             await send_ephemeral(interaction, t("error.feature_unavailable", str(interaction.locale)))
             return
         await cog.handle_button(interaction, self.action, self.job_id, self.index)
+
+
+class UnknownButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=UNKNOWN_ID):
+    """Any other `songe:` id (a stale layout, a forged id): a clear refusal instead of a failed interaction."""
+
+    def __init__(self, custom_id: str) -> None:
+        super().__init__(discord.ui.Button(label="?", custom_id=custom_id))
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> UnknownButton:
+        return cls(match.string)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await send_ephemeral(interaction, t("error.unknown_button", str(interaction.locale)))
 
 
 def _view(rows: list[list[tuple[Action, int]]], job_id: str) -> discord.ui.View:
