@@ -65,7 +65,7 @@ def parse_plan_value(field: str, raw: str) -> object:
         if raw not in {"none", "monthly"}:
             raise SongeError("error.plan_value", field=field, expected="none or monthly")
         return raw
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # str.isdigit also takes "⑤" and "²", which int() refuses
         raise SongeError("error.plan_value", field=field, expected="a whole number")
     return int(raw)
 
