@@ -20,7 +20,7 @@ from quotas.units import to_dt, to_ms, to_seconds, to_ts
 
 _PLAN_TYPES: dict[str, type | tuple[type, ...]] = {
     "fast_seconds": (int, float), "daily_topup_seconds": (int, float), "renewal": (str, Renewal),
-    "relax_allowed": bool, "turbo_allowed": bool, "max_concurrent_fast": int, "max_concurrent_relax": int,
+    "relax_allowed": bool, "turbo_allowed": bool, "private_allowed": bool, "max_concurrent_fast": int, "max_concurrent_relax": int,
     "max_queued": int, "rank": int,
 }
 

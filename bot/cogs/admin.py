@@ -31,6 +31,7 @@ PLAN_FIELDS = (
     "daily_topup_seconds",
     "relax_allowed",
     "turbo_allowed",
+    "private_allowed",
     "max_concurrent_fast",
     "max_concurrent_relax",
     "max_queued",

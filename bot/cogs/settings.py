@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 ASPECTS = ("1:1", "3:2", "2:3", "4:3", "3:4", "16:9", "9:16")
 STYLIZE = (("low", 50), ("med", 100), ("high", 250), ("very high", 750))
-PRIVATE_PLANS_FIELD = "private_allowed"
 
 
 class SettingsView(discord.ui.View):
@@ -91,7 +90,7 @@ class SettingsView(discord.ui.View):
     async def private(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
         prefs = await self.bot.store.preferences(self.owner_id)
         account = await self.bot.store.account(self.owner_id)
-        if not prefs.private and not getattr(account.plan, PRIVATE_PLANS_FIELD, False):
+        if not prefs.private and not account.plan.private_allowed:
             raise SongeError("settings.private_not_in_plan", plan=account.plan.name)
         await self.bot.store.update_preferences(self.owner_id, private=not prefs.private)
         await self.refresh(interaction)
