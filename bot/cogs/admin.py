@@ -166,7 +166,14 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Operators:
         since = datetime.now(timezone.utc) - timedelta(days=days)
         stats = await self.bot.store.stats(since=since)
         depth = await self.bot.queue.depth()
-        await self._answer(interaction, t("admin.stats", locale_of(interaction), days=days, stats=str(stats), depth=depth))
+        jobs = ", ".join(f"{status.value} {count}" for status, count in stats.jobs_by_status.items()) or "0"
+        plans = ", ".join(f"{plan} {count}" for plan, count in sorted(stats.users_by_plan.items())) or "0"
+        await self._answer(
+            interaction,
+            t("admin.stats", locale_of(interaction), days=days, jobs=jobs, images=stats.images,
+              gpu=format_seconds(stats.gpu_seconds), charged=format_seconds(stats.charged_seconds), plans=plans,
+              active=stats.active_users, new=stats.new_users, depth=depth),
+        )
 
     @app_commands.command(name="pause", description="Stop starting new jobs (the running batch finishes)")
     async def pause(self, interaction: discord.Interaction) -> None:
