@@ -14,7 +14,9 @@ from pipelines import types as t
 
 T = TypeVar("T")
 
-_EVENTS: dict[str, type] = {cls.__name__: cls for cls in (t.Queued, t.Started, t.Progressed, t.Finished, t.Failed, t.Cancelled)}
+_EVENTS: dict[str, type] = {
+    cls.__name__: cls for cls in (t.Queued, t.Started, t.Progressed, t.Finished, t.Failed, t.Cancelled)
+}
 
 
 def _encode(value: Any) -> Any:

@@ -30,6 +30,7 @@ class EngineOutput:
     images: list[Image.Image]
     seeds: list[int]
     nsfw: list[bool] = field(default_factory=list)
+    truncated: bool = False  # the prompt was longer than the text encoder reads and was cut
 
 
 class Engine(Protocol):

@@ -1,10 +1,10 @@
 """Exceptions of the `pipelines` package.
 
-    PipelineError
-     ├── ModelLoadError        SONGE_MODEL is missing, not a diffusers pipeline, or failed to load
-     ├── GenerationError       a request this engine cannot serve (carries a FailureKind)
-     ├── Interrupted           raised from a step callback to stop a batch (cancel, shutdown)
-     └── QueueUnavailable      the NATS server of a remote queue cannot be reached right now
+PipelineError
+ ├── ModelLoadError        SONGE_MODEL is missing, not a diffusers pipeline, or failed to load
+ ├── GenerationError       a request this engine cannot serve (carries a FailureKind)
+ ├── Interrupted           raised from a step callback to stop a batch (cancel, shutdown)
+ └── QueueUnavailable      the NATS server of a remote queue cannot be reached right now
 """
 
 from __future__ import annotations

@@ -84,6 +84,7 @@ class GenerationRequest:
     stop: int = 100
     model: str = ""
     not_before: float = 0.0  # unix time; relax jobs of heavy relax users wait (only when others are waiting)
+    style_image: bytes | None = None  # style reference (--sref), encoded image bytes; needs IP-Adapter weights
 
     @property
     def work_units(self) -> float:
@@ -109,6 +110,7 @@ class GenerationResult:
     gpu_seconds: float
     model: str
     nsfw: tuple[bool, ...] = ()
+    truncated: bool = False  # the prompt was longer than the text encoder reads and was cut
 
 
 class FailureKind(str, enum.Enum):

@@ -1,0 +1,148 @@
+"""The bot: opens the store and the generation queue, loads one cog per feature, registers buttons."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Awaitable, Callable
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from pipelines.queue import GenerationQueue
+from quotas import QuotaSettings, QuotaStore
+
+from bot.config import Settings
+from bot.delivery import DiscordPresenter
+from bot.errors import reply_error
+from bot.files import ImageFiles
+from bot.i18n import SongeTranslator
+from bot.jobs import JobService
+from bot.moderation import WordFilter
+from bot.profile import model_profile
+from bot.requests import RequestFactory
+from bot.views.appeal import AppealDecision
+from bot.views.buttons import JobButton
+
+log = logging.getLogger(__name__)
+
+COGS = (
+    "bot.cogs.imagine",
+    "bot.cogs.results",
+    "bot.cogs.upscale",
+    "bot.cogs.account",
+    "bot.cogs.admin",
+    "bot.cogs.settings",
+    "bot.cogs.server",
+    "bot.cogs.moderation",
+)
+
+QueueFactory = Callable[[Settings], Awaitable[GenerationQueue]]
+
+
+async def default_queue(settings: Settings) -> GenerationQueue:
+    """The generation queue the settings ask for: in-process GPU worker, or NATS workers."""
+    if settings.queue == "nats":
+        from pipelines.nats_queue import NatsQueue
+
+        return NatsQueue(settings.nats_url, creds=str(settings.nats_creds) if settings.nats_creds else None)
+    from pipelines.loading import load_engine
+    from pipelines.worker import LocalQueue
+
+    engine = await asyncio.to_thread(
+        load_engine,
+        settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        compile=settings.compile,
+        upscaler=settings.upscaler,
+        ip_adapter=settings.ip_adapter,
+        taesd=settings.taesd,
+    )
+    return LocalQueue(engine, max_batch=settings.max_batch)
+
+
+class SongeTree(app_commands.CommandTree["SongeBot"]):
+    """Routes every command error to the one error map."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await reply_error(interaction, error)
+
+
+class SongeBot(commands.AutoShardedBot):
+    """Songe's Discord client. `store`, `queue` and `jobs` exist once `setup_hook` ran."""
+
+    store: QuotaStore
+    queue: GenerationQueue
+    jobs: JobService
+
+    def __init__(self, settings: Settings, *, queue_factory: QueueFactory = default_queue) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            tree_cls=SongeTree,
+            allowed_mentions=discord.AllowedMentions.none(),
+            max_messages=None,
+        )
+        self.settings = settings
+        self.queue_factory = queue_factory
+        self.files = ImageFiles(settings.images_dir)
+        self.profile = model_profile(settings)
+        self.requests = RequestFactory(self.profile)
+        self.word_filter = WordFilter.from_file(settings.banned_words) if settings.banned_words else WordFilter(())
+        self.ready_event = asyncio.Event()
+
+    async def setup_hook(self) -> None:
+        data_dir = self.settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(data_dir, 0o700)
+        self.store = await QuotaStore.open(
+            self.settings.database_path,
+            settings=QuotaSettings(
+                free_trial_seconds=self.settings.free_seconds,
+                free_daily_topup_seconds=self.settings.free_daily_topup_seconds,
+                free_cooldown_seconds=self.settings.free_cooldown_seconds,
+                min_account_age_days=self.settings.min_account_age_days,
+            ),
+        )
+        self.queue = await self.queue_factory(self.settings)
+        self.jobs = JobService(store=self.store, queue=self.queue, files=self.files, presenter=DiscordPresenter(self))
+        await self.queue.start(self.jobs.on_event)
+        await self.tree.set_translator(SongeTranslator())
+        for name in COGS:
+            try:
+                await self.load_extension(name)
+            except commands.ExtensionError:
+                log.exception("cog %s failed to load and is skipped", name)
+        self.add_dynamic_items(JobButton, AppealDecision)
+        if self.settings.guild_id:
+            guild = discord.Object(self.settings.guild_id)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+        await self.jobs.recover()
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s to %d servers", self.user, len(self.guilds))
+        self.ready_event.set()
+
+    async def is_operator(self, user: discord.abc.User) -> bool:
+        """Operators: SONGE_OPERATOR_IDS, or the application's owner or team members."""
+        if user.id in self.settings.operator_ids:
+            return True
+        return await self.is_owner(user)
+
+    async def close(self) -> None:
+        """Stop taking jobs, let the running batch finish (bounded), persist the rest, close."""
+        if hasattr(self, "jobs"):
+            self.jobs.accepting = False
+            self.queue.pause()
+            await self.jobs.drain(timeout=30.0)
+            await self.queue.close()
+            await self.jobs.close()
+            await self.store.close()
+        await super().close()

@@ -1,0 +1,484 @@
+"""The job service: request -> reserve -> persist -> submit -> watch -> settle or refund -> deliver.
+
+It ties `quotas` (the ledger and the jobs table) to a `pipelines` generation queue, and
+talks to Discord only through a `Presenter`. Every accepted job ends delivered or refunded,
+also across restarts: `recover()` resubmits open jobs and delivers settled ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from pipelines import codec
+from pipelines.errors import PipelineError
+from pipelines.queue import GenerationQueue
+from pipelines.types import (
+    Cancelled,
+    Failed,
+    FailureKind,
+    Finished,
+    GenerationRequest,
+    GenerationResult,
+    JobEvent,
+    Lane,
+    Progressed,
+    Queued,
+    Started,
+)
+from quotas import JobRecord, JobStatus, JobTicket, Mode, QuotaStore, Reservation
+
+from bot.files import ImageFiles
+
+log = logging.getLogger(__name__)
+
+EDIT_INTERVAL = 1.5
+"""Seconds between two edits of one progress message (Discord allows about 5 edits per 5 s per channel)."""
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a command or button asks for, before quotas have a say."""
+
+    kind: str
+    request: GenerationRequest
+    channel_id: int
+    guild_id: int | None = None
+    mode: Mode | None = None
+    parent_job_id: str | None = None
+    image_index: int | None = None
+    account_created_at: datetime | None = None
+    locale: str | None = None
+    display_prompt: str = ""
+    parameters: str = ""
+    private: bool = False
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the jobs table keeps of a job beyond the store's own columns (opaque JSON to `quotas`)."""
+
+    request: GenerationRequest
+    locale: str | None
+    display_prompt: str
+    parameters: str
+    private: bool = False
+    truncated: bool = False
+
+    def dumps(self) -> str:
+        doc = {
+            "request": codec.to_dict(self.request),
+            "locale": self.locale,
+            "display_prompt": self.display_prompt,
+            "parameters": self.parameters,
+            "private": self.private,
+        }
+        return json.dumps(doc, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str) -> Envelope:
+        doc = json.loads(text)
+        return cls(
+            request=codec.from_dict(GenerationRequest, doc["request"]),
+            locale=doc.get("locale"),
+            display_prompt=doc.get("display_prompt", ""),
+            parameters=doc.get("parameters", ""),
+            private=bool(doc.get("private", False)),
+        )
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A finished job's images as saved under the data directory."""
+
+    files: tuple[str, ...]
+    seeds: tuple[int, ...]
+    width: int
+    height: int
+    nsfw: tuple[bool, ...]
+    gpu_seconds: float
+    truncated: bool = False
+
+    def dumps(self) -> str:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str) -> StoredResult:
+        doc = json.loads(text)
+        return cls(
+            files=tuple(doc["files"]),
+            seeds=tuple(doc["seeds"]),
+            width=int(doc["width"]),
+            height=int(doc["height"]),
+            nsfw=tuple(doc.get("nsfw", ())),
+            gpu_seconds=float(doc.get("gpu_seconds", 0.0)),
+            truncated=bool(doc.get("truncated", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the presenter sees it: the store's record plus the decoded envelope."""
+
+    record: JobRecord
+    envelope: Envelope
+
+    @property
+    def job_id(self) -> str:
+        return self.record.job_id
+
+    @property
+    def user_id(self) -> int:
+        return self.record.user_id
+
+
+@dataclass(frozen=True)
+class Waiting:
+    position: int
+    total: int
+    eta_seconds: float
+
+
+@dataclass(frozen=True)
+class Running:
+    percent: int
+    preview: bytes | None = None
+
+
+ProgressState = Waiting | Running
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to a submitted job: its id, the reservation and where it waits."""
+
+    job_id: str
+    reservation: Reservation
+    message_id: int | None
+
+
+class DeliveryError(Exception):
+    """The presenter could not post anything for a job (channel and DM both unreachable)."""
+
+
+class Presenter(Protocol):
+    """The Discord side of a job's life: progress message, result, notices."""
+
+    async def post_progress(self, job: Job, state: ProgressState) -> int | None:
+        """Post the message that will show progress; returns its id (None when private)."""
+        ...
+
+    async def edit_progress(self, job: Job, state: ProgressState) -> None: ...
+
+    async def deliver(self, job: Job, result: StoredResult, images: list[bytes]) -> int:
+        """Post the result (replacing the progress message); returns the result message id."""
+        ...
+
+    async def notify_ended(self, job: Job, *, refunded: float, kind: FailureKind | None, message: str) -> None:
+        """Tell the author their job failed or was cancelled, and that it was refunded."""
+        ...
+
+
+class QueueRefused(Exception):
+    """The generation queue would not take the job (broker outage, shutting down)."""
+
+
+@dataclass
+class _Watch:
+    """In-memory state of a job being watched: the latest progress, coalesced."""
+
+    job: Job
+    latest: ProgressState | None = None
+    shown: ProgressState | None = None
+    terminal: JobEvent | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class JobService:
+    """Owns the life of every job; `on_event` is the generation queue's sink."""
+
+    def __init__(
+        self,
+        *,
+        store: QuotaStore,
+        queue: GenerationQueue,
+        files: ImageFiles,
+        presenter: Presenter,
+        edit_interval: float = EDIT_INTERVAL,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.files = files
+        self.presenter = presenter
+        self.edit_interval = edit_interval
+        self.accepting = True
+        self._watches: dict[str, _Watch] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- submitting -------------------------------------------------------------------------
+
+    async def submit(self, spec: JobSpec) -> Accepted:
+        """Reserve quota, persist, post the progress message and queue the job.
+
+        Raises `quotas.QuotaError` subclasses when refused, `QueueRefused` when the queue
+        cannot take it (then the reservation is refunded).
+        """
+        if not self.accepting:
+            raise QueueRefused("shutting down")
+        request = spec.request
+        envelope = Envelope(
+            request=request,
+            locale=spec.locale,
+            display_prompt=spec.display_prompt or request.prompt,
+            parameters=spec.parameters,
+            private=spec.private,
+        )
+        ticket = JobTicket(
+            job_id=request.job_id,
+            user_id=request.user_id,
+            kind=spec.kind,
+            work_units=request.work_units,
+            images=request.count,
+            request=envelope.dumps(),
+            mode=spec.mode,
+            guild_id=spec.guild_id,
+            channel_id=spec.channel_id,
+            parent_job_id=spec.parent_job_id,
+            image_index=spec.image_index,
+            account_created_at=spec.account_created_at,
+        )
+        reservation = await self.store.reserve(ticket)
+        record = await self.store.job(request.job_id)
+        assert record is not None
+        job = Job(record, envelope)
+        position = await self.queue.position(request.job_id)
+        try:
+            message_id = await self.presenter.post_progress(job, _waiting(position))
+        except DeliveryError:
+            await self.store.refund(request.job_id, reason="channel unreachable")
+            raise
+        if message_id is not None:
+            await self.store.set_message(request.job_id, channel_id=spec.channel_id, message_id=message_id)
+            job = Job(dataclasses.replace(record, message_id=message_id), envelope)
+        self._watch(job)
+        try:
+            await self.queue.submit(_effective(request, reservation.mode, reservation.relax_delay_seconds))
+        except (PipelineError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("job=%s user=%s queue refused: %s", request.job_id, request.user_id, exc)
+            self._unwatch(request.job_id)
+            await self._end(job, kind=FailureKind.INTERNAL, message="queue unavailable", reason="queue unavailable")
+            raise QueueRefused(str(exc)) from exc
+        log.info("job=%s user=%s kind=%s mode=%s accepted", request.job_id, request.user_id, spec.kind, reservation.mode)
+        return Accepted(request.job_id, reservation, message_id)
+
+    async def cancel(self, job_id: str) -> bool:
+        """Ask the queue to cancel; the refund follows the `Cancelled` event."""
+        return await self.queue.cancel(job_id)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def on_event(self, event: JobEvent) -> None:
+        """The queue's sink: coalesce progress, hand terminal events to the job's watcher."""
+        watch = self._watches.get(event.job_id)
+        if watch is None:
+            if isinstance(event, (Finished, Failed, Cancelled)):
+                self._spawn(self._adopt(event))
+            return
+        if isinstance(event, Queued):
+            watch.latest = Waiting(event.position, event.total, 0.0)
+        elif isinstance(event, Started):
+            watch.latest = Running(0)
+            self._spawn(self.store.mark_running(event.job_id))
+        elif isinstance(event, Progressed):
+            previous = watch.latest.preview if isinstance(watch.latest, Running) else None
+            watch.latest = Running(event.percent, event.preview or previous)
+        else:
+            watch.terminal = event
+        watch.wake.set()
+
+    async def _adopt(self, event: JobEvent) -> None:
+        """A terminal event for a job nobody watches (after a restart, or from a remote worker)."""
+        job = await self._load(event.job_id)
+        if job is None:
+            log.warning("job=%s event for an unknown job ignored", event.job_id)
+            return
+        if job.record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+            return
+        await self._finish(job, event)
+
+    def _watch(self, job: Job) -> None:
+        watch = _Watch(job)
+        self._watches[job.job_id] = watch
+        watch.task = self._spawn(self._run_watch(watch))
+
+    def _unwatch(self, job_id: str) -> None:
+        watch = self._watches.pop(job_id, None)
+        if watch and watch.task and watch.task is not asyncio.current_task():
+            watch.task.cancel()
+
+    async def _run_watch(self, watch: _Watch) -> None:
+        last_edit = 0.0
+        try:
+            while watch.terminal is None:
+                await watch.wake.wait()
+                watch.wake.clear()
+                if watch.terminal is not None:
+                    break
+                wait = self.edit_interval - (time.monotonic() - last_edit)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    if watch.terminal is not None:
+                        break
+                state = watch.latest
+                if state is not None and state != watch.shown and watch.job.record.message_id is not None:
+                    last_edit = time.monotonic()
+                    watch.shown = state
+                    try:
+                        await self.presenter.edit_progress(watch.job, state)
+                    except Exception:  # a failed progress edit must never lose the job
+                        log.warning("job=%s progress edit failed", watch.job.job_id, exc_info=True)
+            await self._finish(watch.job, watch.terminal)
+        finally:
+            self._watches.pop(watch.job.job_id, None)
+
+    async def _finish(self, job: Job, event: JobEvent) -> None:
+        if isinstance(event, Finished):
+            await self._succeed(job, event.result)
+        elif isinstance(event, Failed):
+            log.warning("job=%s user=%s failed (%s): %s", job.job_id, job.user_id, event.kind.value, event.message)
+            await self._end(job, kind=event.kind, message=event.message, reason=f"failed: {event.kind.value}")
+        elif isinstance(event, Cancelled):
+            await self._end(job, kind=None, message="", reason="cancelled")
+
+    async def _succeed(self, job: Job, result: GenerationResult) -> None:
+        names = await asyncio.to_thread(self.files.save, job.job_id, result.images)
+        stored = StoredResult(
+            files=tuple(names),
+            seeds=result.seeds,
+            width=result.width,
+            height=result.height,
+            nsfw=tuple(result.nsfw) or tuple(False for _ in names),
+            gpu_seconds=result.gpu_seconds,
+            truncated=result.truncated,
+        )
+        charged = await self.store.settle(job.job_id, gpu_seconds=result.gpu_seconds, result=stored.dumps())
+        log.info("job=%s user=%s settled gpu=%.2fs charged=%.2fs", job.job_id, job.user_id, result.gpu_seconds, charged)
+        record = await self.store.job(job.job_id)
+        await self.deliver(Job(record or job.record, job.envelope))
+
+    async def deliver(self, job: Job) -> None:
+        """Post a settled job's result once; `mark_delivered` makes a retry after a crash a no-op."""
+        if job.record.result is None or job.record.delivered:
+            return
+        stored = StoredResult.loads(job.record.result)
+        images = await asyncio.to_thread(self.files.read_all, job.job_id, len(stored.files))
+        try:
+            message_id = await self.presenter.deliver(job, stored, images)
+        except DeliveryError:
+            log.error("job=%s user=%s result could not be delivered; kept for the next start", job.job_id, job.user_id)
+            return
+        await self.store.mark_delivered(job.job_id, message_id=message_id)
+
+    async def _end(self, job: Job, *, kind: FailureKind | None, message: str, reason: str) -> None:
+        refunded = await self.store.refund(job.job_id, reason=reason)
+        try:
+            await self.presenter.notify_ended(job, refunded=refunded, kind=kind, message=message)
+        except DeliveryError:
+            log.warning("job=%s user=%s could not be told of its end", job.job_id, job.user_id)
+
+    # -- start-up repair --------------------------------------------------------------------
+
+    async def recover(self) -> tuple[int, int, int]:
+        """Resubmit open jobs, refund the undecodable, deliver the settled; returns the three counts."""
+        resubmitted = refunded = delivered = 0
+        for record in await self.store.open_jobs():
+            job = await self._load(record.job_id)
+            if job is None:
+                await self.store.refund(record.job_id, reason="unreadable after restart")
+                refunded += 1
+                continue
+            if job.record.message_id is None and not job.envelope.private:
+                try:
+                    message_id = await self.presenter.post_progress(job, Waiting(0, 0, 0.0))
+                except DeliveryError:
+                    message_id = None
+                if message_id is not None:
+                    await self.store.set_message(job.job_id, channel_id=record.channel_id or 0, message_id=message_id)
+                    job = Job(dataclasses.replace(job.record, message_id=message_id), job.envelope)
+            self._watch(job)
+            mode = job.record.mode
+            try:
+                await self.queue.submit(_effective(job.envelope.request, mode, 0.0))
+                resubmitted += 1
+            except (PipelineError, OSError, asyncio.TimeoutError):
+                self._unwatch(job.job_id)
+                await self._end(job, kind=FailureKind.INTERNAL, message="queue unavailable", reason="restart")
+                refunded += 1
+        for record in await self.store.undelivered_jobs():
+            job = await self._load(record.job_id)
+            if job is not None:
+                await self.deliver(job)
+                delivered += 1
+        if resubmitted or refunded or delivered:
+            log.info("recovered jobs: %d resubmitted, %d refunded, %d delivered", resubmitted, refunded, delivered)
+        return resubmitted, refunded, delivered
+
+    async def _load(self, job_id: str) -> Job | None:
+        record = await self.store.job(job_id)
+        if record is None:
+            return None
+        try:
+            return Job(record, Envelope.loads(record.request))
+        except (ValueError, KeyError, TypeError):
+            log.error("job=%s stored request cannot be decoded", job_id)
+            return None
+
+    async def drain(self, timeout: float) -> None:
+        """Stop accepting jobs and wait (bounded) for the running ones to end; queued ones stay persisted."""
+        self.accepting = False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(
+            isinstance(w.latest, Running) and w.terminal is None for w in self._watches.values()
+        ):
+            await asyncio.sleep(0.1)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job task failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _effective(request: GenerationRequest, mode: Mode, relax_delay: float) -> GenerationRequest:
+    """The request as the queue should run it: the lane quotas granted, and any relax delay."""
+    lane = Lane(mode.value)
+    not_before = time.time() + relax_delay if relax_delay > 0 else 0.0
+    return dataclasses.replace(request, lane=lane, not_before=not_before)
+
+
+def _waiting(position: Any) -> Waiting:
+    if position is None:
+        return Waiting(0, 0, 0.0)
+    return Waiting(position.position, position.total, position.eta_seconds)
