@@ -14,13 +14,10 @@ sink took them, so events survive a bot restart. What holds:
   not yet started); the rest wait here, in order, and are published as that user's jobs start. A heavy
   user therefore has at most that many jobs ahead of a newcomer in each lane. Jobs held here are lost
   with this process, like every unfinished job on `close` (the caller persists and re-submits them).
-- `position` counts the jobs this process knows (submitted and not started), ordered by lane and
-  stream sequence; `depth` adds the messages of the jobs stream (waiting, or running and not yet
-  acknowledged) to the jobs held here. Both are approximate: a finished job counts until its worker's
-  acknowledgement arrives, a cancelled one until a worker pulls and drops it, and `position` ignores
-  jobs of another bot process or an earlier run. (Cancel does not delete the message: on nats-server
-  2.15 deleting a not yet delivered message of a work-queue stream can leave the consumer blind to
-  the next one.)
+- `position` ranks the jobs this process knows (submitted, not started) by lane and stream sequence;
+  `depth` is the jobs stream's message count (waiting, or running and unacknowledged) plus the jobs
+  held here. Both are approximate: a finished job counts until its worker's ack arrives, a cancelled
+  one until a worker pulls and drops it; `position` ignores jobs of other or earlier bot processes.
 - Broker outage: `submit` and `cancel` raise `QueueUnavailable` at once while disconnected (nothing
   was queued: refund). A publish that timed out may still have been stored: its job is cancelled
   and its events are dropped, so it never reports a result.
@@ -35,11 +32,10 @@ import contextlib
 import itertools
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
@@ -50,6 +46,7 @@ from pipelines import codec
 from pipelines.errors import QueueUnavailable
 from pipelines.nats_setup import (
     MSG_ID,
+    NATS_ERRORS,
     OBJECT_HEADER,
     PAUSED_KEY,
     Layout,
@@ -77,27 +74,22 @@ from pipelines.types import (
 
 log = logging.getLogger(__name__)
 
-_NATS_ERRORS = (nats.errors.Error, asyncio.TimeoutError, OSError)
 _REMEMBER_DONE = 10_000
 
 
 @dataclass
 class _Job:
     request: GenerationRequest
-    order: int
+    rank: tuple[int, int, int]  # position order: lane, published before held, then stream sequence or arrival
     seq: int = 0  # stream sequence once published; 0 while held here
     started: bool = False
-
-    @property
-    def rank(self) -> tuple[int, int, int]:
-        return (self.request.lane.priority, 0 if self.seq else 1, self.seq or self.order)
 
 
 @contextlib.contextmanager
 def _unavailable(what: str) -> Iterator[None]:
     try:
         yield
-    except _NATS_ERRORS as exc:
+    except NATS_ERRORS as exc:
         raise QueueUnavailable(f"{what}: {exc!r}") from exc
 
 
@@ -155,12 +147,18 @@ class NatsQueue:
         self._sink = sink
         with _unavailable(f"cannot reach the NATS server at {self._url}"):
             self._nc: Client = await connect(
-                self._url, name="songe-bot", reconnect_wait=self._reconnect_wait, on_reconnect=self._on_reconnect,
+                self._url,
+                name="songe-bot",
+                reconnect_wait=self._reconnect_wait,
+                on_reconnect=self._on_reconnect,
                 **self._auth,  # type: ignore[arg-type]
             )
             self._js = self._nc.jetstream(timeout=self._timeout)
             await ensure_layout(
-                self._js, self._layout, ack_wait=self._ack_wait, max_deliver=self._max_deliver,
+                self._js,
+                self._layout,
+                ack_wait=self._ack_wait,
+                max_deliver=self._max_deliver,
                 duplicate_window=self._duplicate_window,
             )
             self._cancels: KeyValue = await self._js.key_value(self._layout.cancel_bucket)
@@ -187,7 +185,7 @@ class NatsQueue:
             return
         self._require_connection()
         await self._settle_control()
-        job = _Job(request, order=next(self._orders))
+        job = _Job(request, rank=(request.lane.priority, 1, next(self._orders)))
         self._jobs[request.job_id] = job
         key = (request.user_id, request.lane)
         if self._held[key] or self._waiting[key] >= self._per_user:
@@ -213,6 +211,8 @@ class NatsQueue:
         with _unavailable(f"cannot cancel job {job_id}"):
             await self._cancels.put(token(job_id), b"1")
             if not job.started:  # report it now; the worker that pulls or holds it drops it (and acks it)
+                # (The message is not deleted: on nats-server 2.15, deleting a message of a work-queue
+                # stream before its delivery can leave the consumer blind to the next one.)
                 await self._publish_event(Cancelled(job_id))
         return True
 
@@ -226,7 +226,7 @@ class NatsQueue:
         held = sum(len(q) for q in self._held.values())
         try:
             info = await self._js.stream_info(self._layout.stream)
-        except _NATS_ERRORS:
+        except NATS_ERRORS:
             return len(self._jobs)
         return held + info.state.messages
 
@@ -250,16 +250,16 @@ class NatsQueue:
         try:
             with _unavailable(f"cannot queue job {request.job_id}"):
                 ack = await self._js.publish(
-                    self._layout.job_subject(request), codec.dumps_request(request).encode(),
+                    self._layout.job_subject(request),
+                    codec.dumps_request(request).encode(),
                     headers={MSG_ID: request.job_id},
                 )
         except QueueUnavailable:
             self._waiting[key] -= 1
             raise
         job.seq = ack.seq
-        log.debug("job=%s user=%s queued as %s", request.job_id, request.user_id, ack.seq)
-        if ack.duplicate:
-            log.info("job=%s user=%s was already queued (seq %s)", request.job_id, request.user_id, ack.seq)
+        job.rank = (job.rank[0], 0, ack.seq)
+        log.debug("job=%s user=%s queued as %s (again: %s)", request.job_id, request.user_id, ack.seq, ack.duplicate)
 
     async def _publish_event(self, event: JobEvent) -> None:
         await self._js.publish(
@@ -301,7 +301,7 @@ class NatsQueue:
     async def _cancel_orphan(self, job_id: str) -> None:
         try:
             await self._cancels.put(token(job_id), b"1")
-        except _NATS_ERRORS:
+        except NATS_ERRORS:
             return
         self._orphans.discard(job_id)
 
@@ -314,8 +314,10 @@ class NatsQueue:
                 await asyncio.gather(previous, return_exceptions=True)
             try:
                 await self._control.put(PAUSED_KEY, b"1" if self._paused else b"0")
-            except _NATS_ERRORS as exc:
-                log.warning("cannot %s the workers now (%r); retrying after reconnect", "pause" if paused else "resume", exc)
+            except NATS_ERRORS as exc:
+                log.warning(
+                    "cannot %s the workers now (%r); retrying after reconnect", "pause" if paused else "resume", exc
+                )
 
         self._control_task = asyncio.create_task(put())
 
@@ -332,7 +334,7 @@ class NatsQueue:
                     if self._closing:
                         return
                     await self._handle(msg)
-            except _NATS_ERRORS as exc:
+            except NATS_ERRORS as exc:
                 log.warning("reading job events failed (%r); retrying", exc)
                 await asyncio.sleep(self._reconnect_wait)
 
@@ -371,9 +373,8 @@ class NatsQueue:
         with contextlib.suppress(NotFoundError):
             await self._js.delete_msg(self._layout.stream, seq)
         log.error("job=%s failed on %s deliveries: poison", job_id, advisory.get("deliveries"))
-        await self._publish_event(
-            Failed(job_id, FailureKind.POISON, f"the job stopped {advisory.get('deliveries')} workers; it is not retried")
-        )
+        message = f"the job stopped {advisory.get('deliveries')} workers; it is not retried"
+        await self._publish_event(Failed(job_id, FailureKind.POISON, message))
 
     def _deliver(self, event: JobEvent) -> None:
         """Bookkeeping, deduplication, then the sink."""
@@ -387,8 +388,9 @@ class NatsQueue:
                 del self._jobs[job_id]
                 if not job.started and job.seq:
                     self._free_slot(job)
-            if isinstance(event, Finished) and event.result.gpu_seconds > 0:
-                self._job_seconds = 0.8 * self._job_seconds + 0.2 * event.result.gpu_seconds if self._job_seconds else event.result.gpu_seconds
+            if isinstance(event, Finished):  # a moving average of GPU seconds per job, for waits
+                seconds = event.result.gpu_seconds
+                self._job_seconds = 0.8 * self._job_seconds + 0.2 * seconds if self._job_seconds else seconds
         elif isinstance(event, Started) and job is not None and not job.started:
             job.started = True
             self._free_slot(job)
@@ -407,4 +409,3 @@ class NatsQueue:
         waiting = [j for j in self._jobs.values() if not j.started]
         ahead = sum(1 for j in waiting if j.rank < job.rank)
         return QueuePosition(ahead + 1, len(waiting), eta_seconds=ahead * self._job_seconds)
-

@@ -21,11 +21,13 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 import nats
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -35,6 +37,9 @@ from nats.js.errors import BadRequestError
 from pipelines.types import TERMINAL_EVENTS, GenerationRequest, JobEvent, Lane, Started
 
 log = logging.getLogger(__name__)
+
+NATS_ERRORS = (nats.errors.Error, asyncio.TimeoutError, OSError)
+"""What a lost or refused connection raises (nats.js errors derive from nats.errors.Error)."""
 
 LANES = (Lane.TURBO, Lane.FAST, Lane.RELAX)
 """The order in which workers look for work."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import nats
 import nats.errors
@@ -101,8 +101,13 @@ async def test_workers_with_the_documented_permissions_serve_jobs_and_nothing_el
         stop = asyncio.Event()
         worker = asyncio.create_task(
             run_worker(
-                server.url, FakeEngine(seconds_per_step=0.05), user="songe-worker", password="worker-secret",
-                inline_limit=1024, idle_poll=0.2, stop=stop,
+                server.url,
+                FakeEngine(seconds_per_step=0.05),
+                user="songe-worker",
+                password="worker-secret",
+                inline_limit=1024,
+                idle_poll=0.2,
+                stop=stop,
             )
         )
         try:

@@ -11,8 +11,8 @@ import asyncio
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -43,7 +43,16 @@ def spawn_worker(server: NatsServer, tmp_path: Path) -> Iterator[callable]:
 
     def spawn(*options: str) -> subprocess.Popen[bytes]:
         log = (tmp_path / f"worker{len(processes)}.log").open("wb")
-        command = [sys.executable, "-m", "pipelines.remote_worker", "--nats", server.url, "--fake", "--idle-poll", "0.2"]
+        command = [
+            sys.executable,
+            "-m",
+            "pipelines.remote_worker",
+            "--nats",
+            server.url,
+            "--fake",
+            "--idle-poll",
+            "0.2",
+        ]
         process = subprocess.Popen([*command, *options], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         processes.append(process)
         return process

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -32,7 +33,9 @@ from pipelines.worker import LocalQueue
 from tests.support.nats_server import NatsServer, nats_server_binary
 
 
-def job(job_id: str, *, user: int = 1, lane: Lane = Lane.FAST, size: int = 64, steps: int = 2, **fields: Any) -> GenerationRequest:
+def job(
+    job_id: str, *, user: int = 1, lane: Lane = Lane.FAST, size: int = 64, steps: int = 2, **fields: Any
+) -> GenerationRequest:
     """A small request; jobs of equal size and steps can share a batch."""
     return fake_request(job_id, user_id=user, lane=lane, width=size, height=size, steps=steps, count=2, **fields)
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 
 def nats_server_binary() -> str | None:
@@ -93,7 +94,7 @@ class NatsServer:
             self._proc.wait()
         self._proc = None
 
-    def __enter__(self) -> NatsServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
