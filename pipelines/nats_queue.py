@@ -45,15 +45,18 @@ from nats.js.object_store import ObjectStore
 from pipelines import codec
 from pipelines.errors import QueueUnavailable
 from pipelines.nats_setup import (
+    INLINE_LIMIT,
     MSG_ID,
     NATS_ERRORS,
     OBJECT_HEADER,
     PAUSED_KEY,
     Layout,
     Puller,
+    body_of,
     connect,
     ensure_layout,
     event_headers,
+    offload,
     spawn,
     token,
 )
@@ -83,6 +86,7 @@ class _Job:
     rank: tuple[int, int, int]  # position order: lane, published before held, then stream sequence or arrival
     seq: int = 0  # stream sequence once published; 0 while held here
     started: bool = False
+    payload: str | None = None  # the object holding the request, when it was too large for a message
 
 
 @contextlib.contextmanager
@@ -163,7 +167,7 @@ class NatsQueue:
             )
             self._cancels: KeyValue = await self._js.key_value(self._layout.cancel_bucket)
             self._control: KeyValue = await self._js.key_value(self._layout.control_bucket)
-            self._results: ObjectStore = await self._js.object_store(self._layout.results_bucket)
+            self._payloads: ObjectStore = await self._js.object_store(self._layout.payloads_bucket)
             await self._control.put(PAUSED_KEY, b"0")
             self._events = Puller(self._nc, self._layout.events_stream, self._layout.events_consumer)
             await self._events.open()
@@ -249,11 +253,11 @@ class NatsQueue:
         self._waiting[key] += 1
         try:
             with _unavailable(f"cannot queue job {request.job_id}"):
-                ack = await self._js.publish(
-                    self._layout.job_subject(request),
-                    codec.dumps_request(request).encode(),
-                    headers={MSG_ID: request.job_id},
-                )
+                name = f"request-{token(request.job_id)}"
+                data = codec.dumps_request(request).encode()
+                body, headers = await offload(self._payloads, name, data, {MSG_ID: request.job_id}, limit=INLINE_LIMIT)
+                job.payload = name if OBJECT_HEADER in headers else None
+                ack = await self._js.publish(self._layout.job_subject(request), body, headers=headers)
         except QueueUnavailable:
             self._waiting[key] -= 1
             raise
@@ -343,23 +347,22 @@ class NatsQueue:
             await self._poison(json.loads(msg.data))
             await msg.ack()
             return
-        name = (msg.headers or {}).get(OBJECT_HEADER)
         try:
-            data = (await self._results.get(name)).data if name else msg.data
-            event = codec.loads_event(data or b"")
-        except NotFoundError:
-            log.error("event %s: its object %s is gone (delivered before a restart?)", msg.subject, name)
-            await msg.term()
-            return
-        except (ValueError, KeyError, TypeError) as exc:
+            data, name = await body_of(self._payloads, msg)
+            event = codec.loads_event(data)
+        except (ValueError, KeyError, TypeError, NotFoundError) as exc:  # NotFoundError: taken before a restart
             log.error("event %s is unreadable: %r", msg.subject, exc)
             await msg.term()
             return
         log.debug("job=%s %s received", event.job_id, type(event).__name__)
+        job = self._jobs.get(event.job_id)
         self._deliver(event)
         await msg.ack()
-        if name:
-            await self._results.delete(name)
+        ended = job is not None and event.job_id not in self._jobs
+        for used in (name, job.payload if job is not None and ended else None):
+            if used:
+                with contextlib.suppress(NotFoundError):
+                    await self._payloads.delete(used)
 
     async def _poison(self, advisory: dict[str, object]) -> None:
         seq = int(str(advisory["stream_seq"]))

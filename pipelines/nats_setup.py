@@ -11,7 +11,7 @@ Everything lives under one prefix derived from the stream name (``SONGE`` -> ``s
                           MAX_DELIVERIES advisories of the lane consumers; consumer "bot"
     KV songe-cancel       key <job> -> cancel request, read by workers
     KV songe-control      key "paused" -> b"1" / b"0"
-    object store songe-results   large events (results with big images), referenced by header
+    object store songe-payloads  bodies over 512 KiB (source images, results), referenced by header
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
 from nats.js.errors import BadRequestError
+from nats.js.object_store import ObjectStore
 
 from pipelines.types import TERMINAL_EVENTS, GenerationRequest, JobEvent, Lane, Started
 
@@ -46,7 +47,9 @@ LANES = (Lane.TURBO, Lane.FAST, Lane.RELAX)
 
 MSG_ID = "Nats-Msg-Id"
 OBJECT_HEADER = "Songe-Object"
-"""Set on an event message whose encoded event lives in the object store under this name."""
+"""Set on a message whose body (a large request or event) lives in the object store under this name."""
+INLINE_LIMIT = 512 * 1024
+"""Bodies larger than this go through the object store (the server's max_payload is 1 MiB)."""
 PAUSED_KEY = "paused"
 
 _TOKEN = re.compile(r"[A-Za-z0-9_=-]{1,64}")
@@ -101,8 +104,8 @@ class Layout:
         return f"{self.prefix}-control"
 
     @property
-    def results_bucket(self) -> str:
-        return f"{self.prefix}-results"
+    def payloads_bucket(self) -> str:
+        return f"{self.prefix}-payloads"
 
     @property
     def ready_subjects(self) -> str:
@@ -232,7 +235,7 @@ async def ensure_layout(
     storage = api.StorageType.FILE
     await js.create_key_value(bucket=layout.cancel_bucket, ttl=keep_seconds, storage=storage)
     await js.create_key_value(bucket=layout.control_bucket, storage=storage)
-    await js.create_object_store(layout.results_bucket, ttl=keep_seconds, storage=storage)
+    await js.create_object_store(layout.payloads_bucket, ttl=keep_seconds, storage=storage)
 
 
 def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -245,6 +248,24 @@ def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
     task = asyncio.create_task(coro, name=name)
     task.add_done_callback(report)
     return task
+
+
+async def offload(
+    store: ObjectStore, name: str, data: bytes, headers: dict[str, str], *, limit: int
+) -> tuple[bytes, dict[str, str]]:
+    """A message's body and headers for `data`: itself, or a reference to object `name` when over `limit`."""
+    if len(data) <= limit:
+        return data, headers
+    await store.put(name, data)
+    return b"", {**headers, OBJECT_HEADER: name}
+
+
+async def body_of(store: ObjectStore, msg: Msg) -> tuple[bytes, str | None]:
+    """A message's body, fetched from the object store when it holds a reference; and the object's name."""
+    name = (msg.headers or {}).get(OBJECT_HEADER)
+    if name is None:
+        return msg.data, None
+    return (await store.get(name)).data or b"", name
 
 
 def status_of(msg: Msg) -> str | None:

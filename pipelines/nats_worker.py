@@ -30,14 +30,16 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 from pipelines import codec
 from pipelines.engine import Engine
 from pipelines.nats_setup import (
+    INLINE_LIMIT,
     LANES,
     MSG_ID,
     NATS_ERRORS,
-    OBJECT_HEADER,
     PAUSED_KEY,
     Layout,
     Puller,
+    body_of,
     event_headers,
+    offload,
     spawn,
     token,
 )
@@ -78,7 +80,7 @@ class RemoteWorker:
         max_batch: int = 4,
         prefetch: int | None = None,
         idle_poll: float = 1.0,
-        inline_limit: int = 512 * 1024,
+        inline_limit: int = INLINE_LIMIT,
         preview_interval: float = 1.0,
         grace: float = 30.0,
     ) -> None:
@@ -154,7 +156,7 @@ class RemoteWorker:
                 ]
                 self._cancels = await self._js.key_value(self._layout.cancel_bucket)
                 self._control = await self._js.key_value(self._layout.control_bucket)
-                self._results = await self._js.object_store(self._layout.results_bucket)
+                self._payloads = await self._js.object_store(self._layout.payloads_bucket)
             except NotFoundError:  # BucketNotFoundError is one
                 log.warning("stream %s is not set up yet: waiting for the bot to start", self._layout.stream)
                 await asyncio.sleep(self._idle_poll)
@@ -232,19 +234,26 @@ class RemoteWorker:
         if msg.metadata.num_delivered > 1:
             log.warning("job=%s delivery %s (a worker died or stalled)", job_id, msg.metadata.num_delivered)
         try:
-            request = codec.loads_request(msg.data.decode())
-        except (ValueError, KeyError, TypeError) as exc:
+            body, _ = await body_of(self._payloads, msg)
+            request = codec.loads_request(body.decode())
+        except (ValueError, KeyError, TypeError, NotFoundError) as exc:  # NotFoundError: the bot dropped it
             log.error("job=%s unreadable request: %r", job_id, exc)
             self._held[job_id] = _Held(msg)
             self._outbox.put_nowait(Failed(job_id, FailureKind.INTERNAL, "the worker could not read the request"))
+            return None
+        except NATS_ERRORS as exc:  # its source image could not be fetched now: let another try come soon
+            log.warning("job=%s request not fetched (%r); handing it back", job_id, exc)
+            with contextlib.suppress(*NATS_ERRORS):
+                await msg.nak(delay=1.0)
             return None
         self._held[job_id] = _Held(msg)
         return request
 
     async def _cancel_requested(self, job_id: str) -> bool:
+        """Whether the bot asked to cancel the job (unknown while offline: the heartbeat asks again)."""
         try:
             await self._cancels.get(token(job_id))
-        except KeyNotFoundError:
+        except (KeyNotFoundError, *NATS_ERRORS):
             return False
         return True
 
@@ -307,17 +316,16 @@ class RemoteWorker:
         """Publish one event; retry until the server stored it (progress is sent once, unconfirmed)."""
         subject = self._layout.event_subject(event.job_id)
         data = codec.dumps_event(event)
-        headers = event_headers(event) or {}
+        name = f"{type(event).__name__}-{token(event.job_id)}-{uuid.uuid4().hex}"  # unique: a repeat stays apart
         while True:
             try:
                 if isinstance(event, Progressed):
                     await self._nc.publish(subject, data)
-                elif len(data) > self._inline_limit:
-                    name = f"{token(event.job_id)}-{uuid.uuid4().hex}"
-                    await self._results.put(name, data)
-                    await self._js.publish(subject, b"", headers={**headers, OBJECT_HEADER: name})
                 else:
-                    await self._js.publish(subject, data, headers=headers)
+                    body, headers = await offload(
+                        self._payloads, name, data, event_headers(event) or {}, limit=self._inline_limit
+                    )
+                    await self._js.publish(subject, body, headers=headers)
                 return
             except NATS_ERRORS as exc:
                 log.warning("job=%s cannot publish %s yet: %r", event.job_id, type(event).__name__, exc)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pipelines.engine import Engine, EngineOutput, StepCallback
-from pipelines.nats_setup import NATS_ERRORS, Layout, connect
+from pipelines.nats_setup import INLINE_LIMIT, NATS_ERRORS, Layout, connect
 from pipelines.nats_worker import RemoteWorker
 from pipelines.types import GenerationRequest
 
@@ -37,7 +37,7 @@ async def run_worker(
     max_batch: int = 4,
     prefetch: int | None = None,
     idle_poll: float = 1.0,
-    inline_limit: int = 512 * 1024,
+    inline_limit: int = INLINE_LIMIT,
     preview_interval: float = 1.0,
     reconnect_wait: float = 2.0,
     grace: float = 30.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,9 +41,11 @@ def test_the_documented_server_settings_fsync_every_write(server: NatsServer) ->
     assert "sync_interval: always" in documented and "max_payload: 1MB" in documented
 
 
-async def test_large_results_travel_through_the_object_store_and_are_deleted(server: NatsServer) -> None:
+async def test_large_requests_and_results_travel_through_the_object_store_and_are_deleted(
+    server: NatsServer,
+) -> None:
     async with nats_stack(server.url, [FakeEngine()], inline_limit=1024) as (queue, events):
-        await queue.submit(job("big", size=128))
+        await queue.submit(job("big", size=128, source_image=os.urandom(600_000)))  # over 512 KiB
         end = await ended(events, "big")
         await queue.submit(job("barrier"))  # events are handled in order: the big one is cleaned up by then
         await ended(events, "barrier")
@@ -51,9 +54,9 @@ async def test_large_results_travel_through_the_object_store_and_are_deleted(ser
     nc = await nats.connect(server.url)
     try:
         js = nc.jetstream()
-        assert (await js.stream_info("OBJ_songe-results")).state.last_seq > 0  # it went through the store
+        assert (await js.stream_info("OBJ_songe-payloads")).state.last_seq > 0  # it went through the store
         with pytest.raises(NotFoundError):
-            await (await js.object_store("songe-results")).list(ignore_deletes=True)
+            await (await js.object_store("songe-payloads")).list(ignore_deletes=True)
     finally:
         await nc.close()
 
@@ -112,9 +115,9 @@ async def test_workers_with_the_documented_permissions_serve_jobs_and_nothing_el
         )
         try:
             queue.pause()
-            await queue.submit(job("held"))
+            await queue.submit(job("held", source_image=os.urandom(600_000)))
             queue.resume()
-            assert isinstance(await ended(events, "held"), Finished)  # pull, ack, object store, pause switch
+            assert isinstance(await ended(events, "held"), Finished)  # pull, ack, both ways through the object store
             await queue.submit(job("stopped", steps=400))
             await events.wait_for(lambda: of(events, "stopped", Started) != [])
             assert await queue.cancel("stopped")
