@@ -1,27 +1,19 @@
 """`NatsQueue`: the bot's `GenerationQueue` when the GPU workers run elsewhere, through NATS JetStream.
 
-The engine is the durable queue (names in `pipelines.nats_setup`): `submit` publishes the request on
-``songe.jobs.<lane>.<class>`` with ``Nats-Msg-Id`` = job id (the server drops a repeat within the
-duplicate window); workers (`pipelines.remote_worker`) pull it, run it and publish its events on
-``songe.events.<job>``, which this queue reads through a durable consumer and acks only after the
-sink took them, so events survive a bot restart. What holds:
+`submit` publishes the request on ``songe.jobs.<lane>.<class>`` with ``Nats-Msg-Id`` = job id (the
+server drops a repeat within the duplicate window); workers (`pipelines.nats_worker`) pull it and post
+its events on ``songe.events.<job>``, read here through a durable consumer and acked only after the
+sink took them, so they survive a bot restart. docs/scale-out.md tells the whole story; in short:
 
-- Exactly one terminal event per job reaches the sink: the server keeps one terminal message per job
-  (``Nats-Msg-Id`` "<job>:end") and this process drops repeats by job id.
-- A job that keeps crashing workers stops after `max_deliver` deliveries; the server's advisory becomes
-  ``Failed(kind=POISON)``.
-- Fair share: at most `max_queued_per_user` jobs per user and lane wait in the stream (published and
-  not yet started); the rest wait here, in order, and are published as that user's jobs start. A heavy
-  user therefore has at most that many jobs ahead of a newcomer in each lane. Jobs held here are lost
-  with this process, like every unfinished job on `close` (the caller persists and re-submits them).
-- `position` ranks the jobs this process knows (submitted, not started) by lane and stream sequence;
-  `depth` is the jobs stream's message count (waiting, or running and unacknowledged) plus the jobs
-  held here. Both are approximate: a finished job counts until its worker's ack arrives, a cancelled
-  one until a worker pulls and drops it; `position` ignores jobs of other or earlier bot processes.
-- Broker outage: `submit` and `cancel` raise `QueueUnavailable` at once while disconnected (nothing
-  was queued: refund). A publish that timed out may still have been stored: its job is cancelled
-  and its events are dropped, so it never reports a result.
-- Like `LocalQueue`, a job id this process saw end (or fail to submit) is ignored if submitted again.
+- One terminal event per job: the server keeps one per job (``Nats-Msg-Id`` "<job>:end"), this process
+  drops repeats, and a job id seen to end is ignored if submitted again (as `LocalQueue` does).
+- Poison: after `max_deliver` deliveries the server's advisory becomes ``Failed(kind=POISON)``.
+- Fair share: at most `max_queued_per_user` jobs per user and lane wait in the stream; the rest wait
+  here, in order, until that user's jobs start (lost with this process, like any unfinished job).
+- `position` ranks the jobs this process knows by lane and stream sequence; `depth` is the jobs
+  stream's message count plus the jobs held here. Both are approximate.
+- Outage: `submit` and `cancel` raise `QueueUnavailable` (refund); a submit that timed out mid-way is
+  cancelled and never reports.
 """
 
 from __future__ import annotations
@@ -142,6 +134,7 @@ class NatsQueue:
         self._job_seconds = 0.0
         self._paused = False
         self._control_task: asyncio.Task[None] | None = None
+        self._control: KeyValue | None = None  # set by start; pause/resume before it only set the state
         self._wake_pump = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False  # loops check it: a cancel racing a wait_for can be lost on Python 3.11
@@ -157,21 +150,30 @@ class NatsQueue:
                 on_reconnect=self._on_reconnect,
                 **self._auth,  # type: ignore[arg-type]
             )
-            self._js = self._nc.jetstream(timeout=self._timeout)
-            await ensure_layout(
-                self._js,
-                self._layout,
-                ack_wait=self._ack_wait,
-                max_deliver=self._max_deliver,
-                duplicate_window=self._duplicate_window,
-            )
-            self._cancels: KeyValue = await self._js.key_value(self._layout.cancel_bucket)
-            self._control: KeyValue = await self._js.key_value(self._layout.control_bucket)
-            self._payloads: ObjectStore = await self._js.object_store(self._layout.payloads_bucket)
-            await self._control.put(PAUSED_KEY, b"0")
-            self._events = Puller(self._nc, self._layout.events_stream, self._layout.events_consumer)
-            await self._events.open()
+        try:
+            with _unavailable(f"cannot set up JetStream at {self._url} (is it enabled on the server?)"):
+                await self._set_up()
+        except QueueUnavailable:
+            await self._nc.close()
+            raise
         self._tasks = [spawn(self._consume(), "reading job events"), spawn(self._pump_loop(), "publishing held jobs")]
+
+    async def _set_up(self) -> None:
+        self._js = self._nc.jetstream(timeout=self._timeout)
+        await ensure_layout(
+            self._js,
+            self._layout,
+            ack_wait=self._ack_wait,
+            max_deliver=self._max_deliver,
+            duplicate_window=self._duplicate_window,
+        )
+        self._cancels: KeyValue = await self._js.key_value(self._layout.cancel_bucket)
+        self._payloads: ObjectStore = await self._js.object_store(self._layout.payloads_bucket)
+        control = await self._js.key_value(self._layout.control_bucket)
+        await control.put(PAUSED_KEY, b"1" if self._paused else b"0")  # a fresh queue runs unless paused
+        self._control = control
+        self._events = Puller(self._nc, self._layout.events_stream, self._layout.events_consumer)
+        await self._events.open()
 
     async def close(self) -> None:
         self._closing = True
@@ -276,6 +278,8 @@ class NatsQueue:
             await self._wake_pump.wait()
             self._wake_pump.clear()
             for key, held in list(self._held.items()):
+                if not held:
+                    del self._held[key]
                 while held and self._waiting[key] < self._per_user and self._nc.is_connected:
                     job = held.popleft()
                     try:
@@ -311,13 +315,15 @@ class NatsQueue:
 
     def _set_paused(self, paused: bool) -> None:
         self._paused = paused
-        previous = self._control_task
+        control, previous = self._control, self._control_task
+        if control is None:
+            return  # start writes the state
 
         async def put() -> None:
             if previous is not None:
                 await asyncio.gather(previous, return_exceptions=True)
             try:
-                await self._control.put(PAUSED_KEY, b"1" if self._paused else b"0")
+                await control.put(PAUSED_KEY, b"1" if self._paused else b"0")
             except NATS_ERRORS as exc:
                 log.warning(
                     "cannot %s the workers now (%r); retrying after reconnect", "pause" if paused else "resume", exc
@@ -397,7 +403,10 @@ class NatsQueue:
         elif isinstance(event, Started) and job is not None and not job.started:
             job.started = True
             self._free_slot(job)
-        self._sink(event)
+        try:
+            self._sink(event)
+        except Exception:  # a sink bug must not stop every other job's events
+            log.exception("event sink failed on %s job=%s", type(event).__name__, job_id)
 
     def _remember_done(self, job_id: str) -> None:
         self._done[job_id] = None

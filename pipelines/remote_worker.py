@@ -129,15 +129,19 @@ def add_worker_subcommand(
     *,
     engine_factory: EngineFactory | None = None,
 ) -> argparse.ArgumentParser:
-    """Add ``worker`` to a CLI; `engine_factory(args)` builds the real engine (``args.func(args)`` runs it)."""
+    """Add ``worker`` to a CLI: ``args.func(args)`` then runs it until SIGINT/SIGTERM.
+
+    `engine_factory(args)` builds the real engine (from ``args.model`` and any option the caller adds
+    to the returned parser); without one, only ``--fake`` works.
+    """
     parser: argparse.ArgumentParser = subparsers.add_parser("worker", help="serve jobs from NATS JetStream")
     add_arguments(parser)
-    parser.set_defaults(func=lambda args: serve(args, engine_factory))
+    parser.set_defaults(func=lambda args: asyncio.run(serve_worker(args, worker_engine(args, engine_factory))))
     return parser
 
 
-def serve(args: argparse.Namespace, engine_factory: EngineFactory | None = None) -> int:
-    """Build the engine the arguments ask for and run the worker until SIGINT/SIGTERM."""
+def worker_engine(args: argparse.Namespace, engine_factory: EngineFactory | None = None) -> Engine:
+    """The engine the arguments ask for: the fake one, or `engine_factory`'s."""
     if args.fake:
         from pipelines.fake import FakeEngine
 
@@ -150,38 +154,38 @@ def serve(args: argparse.Namespace, engine_factory: EngineFactory | None = None)
         engine = engine_factory(args)
     else:
         raise SystemExit("no engine: pass --fake, or run the worker through `python -m pipelines worker`")
-    if args.crash_on_prompt:
-        engine = _CrashOnPrompt(engine, args.crash_on_prompt)
+    return _CrashOnPrompt(engine, args.crash_on_prompt) if args.crash_on_prompt else engine
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        password = args.password_file.read_text().strip() if args.password_file else None
-        await run_worker(
-            args.nats,
-            engine,
-            creds=args.creds,
-            user=args.user,
-            password=password,
-            stream=args.stream,
-            max_batch=args.max_batch,
-            prefetch=args.prefetch,
-            idle_poll=args.idle_poll,
-            stop=stop,
-            name=args.name,
-        )
 
-    asyncio.run(main())
+async def serve_worker(args: argparse.Namespace, engine: Engine) -> int:
+    """Run the worker the arguments describe until SIGINT/SIGTERM (then it hands back its waiting jobs)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    password = args.password_file.read_text().strip() if args.password_file else None
+    await run_worker(
+        args.nats,
+        engine,
+        creds=args.creds,
+        user=args.user,
+        password=password,
+        stream=args.stream,
+        max_batch=args.max_batch,
+        prefetch=args.prefetch,
+        idle_poll=args.idle_poll,
+        stop=stop,
+        name=args.name,
+    )
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.remote_worker", description=__doc__.split("\n")[0])
     add_arguments(parser)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return serve(parser.parse_args(argv))
+    return asyncio.run(serve_worker(args, worker_engine(args)))
 
 
 if __name__ == "__main__":

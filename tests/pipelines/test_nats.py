@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -16,7 +17,7 @@ from nats.js.errors import NotFoundError
 
 from pipelines.fake import FakeEngine, RecordingSink
 from pipelines.nats_queue import NatsQueue
-from pipelines.remote_worker import run_worker
+from pipelines.remote_worker import add_worker_subcommand, run_worker, worker_engine
 from pipelines.types import Cancelled, Finished, Started
 from tests.pipelines.test_queue_contract import ended, job, nats_stack, of
 from tests.support.nats_server import NatsServer, nats_server_binary
@@ -140,3 +141,17 @@ async def test_workers_with_the_documented_permissions_serve_jobs_and_nothing_el
             stop.set()
             await worker
             await queue.close()
+
+
+def test_the_worker_subcommand_parses_into_a_runnable_command() -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipelines")
+    add_worker_subcommand(
+        parser.add_subparsers(dest="command"), engine_factory=lambda args: FakeEngine(model=args.model)
+    )
+    args = parser.parse_args(["worker", "--nats", "nats://hub:4222", "--model", "sdxl", "--max-batch", "2"])
+    assert (args.nats, args.max_batch, args.fake) == ("nats://hub:4222", 2, False)
+    assert callable(args.func)
+    engine = worker_engine(args, lambda parsed: FakeEngine(model=parsed.model))
+    assert engine.model == "sdxl"
+    with pytest.raises(SystemExit):
+        worker_engine(args)  # no factory, no --fake: nothing to run
