@@ -100,7 +100,7 @@ async def test_workers_with_the_documented_permissions_serve_jobs_and_nothing_el
     secrets = {"SONGE_BOT_PASSWORD": "bot-secret", "SONGE_WORKER_PASSWORD": "worker-secret"}
     with NatsServer(tmp_path / "nats", authorization=documented_authorization(), env=secrets) as server:
         events = RecordingSink()
-        queue = NatsQueue(server.url, user="songe-bot", password="bot-secret")
+        queue = NatsQueue(server.url.replace("nats://", "nats://songe-bot:bot-secret@"))  # as in SONGE_NATS_URL
         await queue.start(events)
         stop = asyncio.Event()
         worker = asyncio.create_task(
