@@ -72,6 +72,17 @@ def _time(seconds: float | None) -> str:
     return format_seconds(seconds or 0.0)
 
 
+def _ways_out(exc: OutOfFastTime, locale: str | None, upgrade_url: str) -> list[str]:
+    """What a user out of fast time can do: drop turbo, wait for the renewal, move to a plan with relax, ask."""
+    ways = [t("hint.turbo_fits", locale)] if exc.fast_would_fit else []
+    if exc.renews_at is not None:
+        ways.append(t("hint.renews", locale, date=discord.utils.format_dt(exc.renews_at, "D")))
+    if exc.upgrades:
+        ways.append(t("hint.relax_plans", locale, plans=", ".join(exc.upgrades)))
+    ways.append(t("hint.upgrade_url", locale, url=upgrade_url) if upgrade_url else t("hint.ask_operator", locale))
+    return ways
+
+
 def describe(exc: BaseException, locale: str | None, *, upgrade_url: str = "") -> str | None:
     """The user text for a known error, or None for an unexpected one."""
     if isinstance(exc, app_commands.CommandInvokeError):
@@ -81,7 +92,7 @@ def describe(exc: BaseException, locale: str | None, *, upgrade_url: str = "") -
     if isinstance(exc, PromptError):
         return t("error.parameter", locale, param=exc.param, detail=t(exc.message_key, locale, **exc.values))
     if isinstance(exc, OutOfFastTime):
-        hint = t("hint.upgrade_url", locale, url=upgrade_url) if upgrade_url else t("hint.ask_operator", locale)
+        hint = "\n".join(_ways_out(exc, locale, upgrade_url))
         return t("error.out_of_time", locale, remaining=_time(exc.remaining_seconds), plan=exc.plan, hint=hint)
     if isinstance(exc, LimitReached):
         return t(f"error.limit_{exc.kind}", locale, limit=exc.limit)
