@@ -170,11 +170,13 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Operators:
     @app_commands.command(name="pause", description="Stop starting new jobs (the running batch finishes)")
     async def pause(self, interaction: discord.Interaction) -> None:
         self.bot.queue.pause()
+        await self.bot.store.record_action("pause", operator_id=interaction.user.id)
         await self._answer(interaction, t("admin.paused", locale_of(interaction)))
 
     @app_commands.command(name="resume", description="Start jobs again")
     async def resume(self, interaction: discord.Interaction) -> None:
         self.bot.queue.resume()
+        await self.bot.store.record_action("resume", operator_id=interaction.user.id)
         await self._answer(interaction, t("admin.resumed", locale_of(interaction)))
 
     @app_commands.command(name="backup", description="Copy the database safely while the bot runs")
@@ -184,6 +186,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Operators:
         folder.mkdir(mode=0o700, exist_ok=True)
         dest = folder / f"songe-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.sqlite3"
         await self.bot.store.backup(dest)
+        await self.bot.store.record_action("backup", operator_id=interaction.user.id, path=str(dest))
         await self._answer(interaction, t("admin.backup", locale_of(interaction), path=str(dest)))
 
 
