@@ -107,7 +107,7 @@ def describe(exc: BaseException, locale: str | None, *, upgrade_url: str = "") -
     if isinstance(exc, UnknownJob):
         return t("error.unknown_job", locale)
     if isinstance(exc, UnknownPlan):
-        return t("error.unknown_plan", locale, plan=str(exc))
+        return t("error.unknown_plan", locale, plan=exc.name, plans=", ".join(exc.known))
     if isinstance(exc, QuotaError):
         return t("error.quota", locale)
     if isinstance(exc, QueueRefused):
