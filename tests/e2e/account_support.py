@@ -56,7 +56,7 @@ async def answer(itx: FakeInteraction, timeout: float = 10.0) -> FakeMessage:
     return message
 
 
-async def slash_answer(world: World, user: FakeUser, command: str, *path: str, channel: FakeChannel | None = None,
+async def slash_answer(world: World, user: FakeUser, command: str, /, *path: str, channel: FakeChannel | None = None,
                        **values: Any) -> str:
     """Run a slash command in `#art` (or `channel`) and return the text of its ephemeral answer."""
     itx = await world.server.slash(user, channel or world.channel, command, *path, **values)
