@@ -57,8 +57,8 @@ class NotOperator(SongeError, app_commands.CheckFailure):
         super().__init__("error.not_operator")
 
 
-class NotAllowedHere(SongeError):
-    pass
+class NotAllowedHere(SongeError, app_commands.CheckFailure):
+    """Also a `CheckFailure`, so that raised from a cog's `interaction_check` it reaches the tree's `on_error`."""
 
 
 class PromptBlocked(SongeError):
