@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from pipelines.fake import FakeEngine
 from quotas import JobRecord
-
 from tests.e2e.conftest import QueueFactory, World, fake_queue
 from tests.support.fake_discord import FakeChannel, FakeInteraction, FakeMessage, FakeUser
 
@@ -56,10 +55,10 @@ async def answer(itx: FakeInteraction, timeout: float = 10.0) -> FakeMessage:
     return message
 
 
-async def slash_answer(world: World, user: FakeUser, command: str, /, *path: str, channel: FakeChannel | None = None,
+async def slash_answer(world: World, user: FakeUser, command: str, /, *path: str, where: FakeChannel | None = None,
                        **values: Any) -> str:
-    """Run a slash command in `#art` (or `channel`) and return the text of its ephemeral answer."""
-    itx = await world.server.slash(user, channel or world.channel, command, *path, **values)
+    """Run a slash command in `#art` (or `where`) and return the text of its ephemeral answer."""
+    itx = await world.server.slash(user, where or world.channel, command, *path, **values)
     return (await answer(itx)).content
 
 

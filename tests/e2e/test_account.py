@@ -10,7 +10,6 @@ import pytest
 
 from bot.render import format_seconds
 from quotas import JobStatus, LedgerKind, Mode
-
 from tests.e2e.account_support import COST, answer, fixed_cost_queue, imagine, job_prefix, job_record, slash_answer
 from tests.e2e.conftest import World, songe_inprocess
 
@@ -20,7 +19,7 @@ HOUR = 3600.0
 
 
 async def test_info_shows_plan_mode_fast_time_usage_and_jobs_as_the_store_has_them(world: World, tmp_path: Path) -> None:
-    engine, queue = fixed_cost_queue()
+    _engine, queue = fixed_cost_queue()
     async with songe_inprocess(world, tmp_path / "data", queue_factory=queue) as bot:
         alice = world.alice
         await bot.store.update_plan("standard", operator_id=world.operator.id, fast_seconds=120.0)

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from quotas import JobStatus, LedgerKind, QuotaStore
-
 from tests.e2e.account_support import (
     answer,
     button,
@@ -53,7 +52,7 @@ async def test_every_admin_subcommand_is_covered(world: World, tmp_path: Path) -
 async def test_a_server_administrator_who_is_not_an_operator_is_refused(
     world: World, tmp_path: Path, subcommand: str
 ) -> None:
-    engine, queue = fixed_cost_queue()
+    _engine, queue = fixed_cost_queue()
     async with songe_inprocess(world, tmp_path / "data", queue_factory=queue) as bot:
         plans = await bot.store.plans()
         itx = await world.server.slash(world.admin, world.channel, "admin", subcommand, **SUBCOMMANDS[subcommand](world))
@@ -151,7 +150,7 @@ async def test_a_banned_user_is_refused_in_every_server_and_on_buttons_until_unb
         assert f"<@{bob.id}> is banned" in text
 
         for channel in (world.channel, elsewhere):
-            refusal = await slash_answer(world, bob, "imagine", channel=channel, prompt="a stone bridge")
+            refusal = await slash_answer(world, bob, "imagine", where=channel, prompt="a stone bridge")
             assert "You cannot use Songe" in refusal
         click = await server.click(bob, grid, button(grid, "V1"))
         assert "You cannot use Songe" in (await answer(click)).content
