@@ -121,6 +121,8 @@ def describe(exc: BaseException, locale: str | None, *, upgrade_url: str = "") -
 
 async def reply_error(interaction: discord.Interaction, exc: BaseException) -> None:
     """Answer `interaction` with the text for `exc`, ephemerally, by whichever route is open."""
+    if isinstance(exc, app_commands.CommandInvokeError):
+        exc = exc.original
     settings = getattr(interaction.client, "settings", None)
     locale = str(interaction.locale) if interaction.locale else None
     text = describe(exc, locale, upgrade_url=settings.upgrade_url if settings else "")
