@@ -142,3 +142,10 @@ async def job_record(bot: Any, job_id: str) -> JobRecord:
     record = await bot.store.job(job_id)
     assert record is not None, f"no job {job_id} in the store"
     return record
+
+
+async def job_id_from_prefix(bot: Any, user_id: int, prefix: str) -> str:
+    """The full id of the user's job whose id starts with `prefix` (as acceptances show it)."""
+    matches = [r.job_id for r in await bot.store.recent_jobs(user_id, limit=100) if r.job_id.startswith(prefix)]
+    assert len(matches) == 1, f"{len(matches)} jobs of user {user_id} start with {prefix}"
+    return matches[0]

@@ -10,7 +10,16 @@ import pytest
 
 from bot.render import format_seconds
 from quotas import JobStatus, LedgerKind, Mode
-from tests.e2e.account_support import COST, answer, fixed_cost_queue, imagine, job_prefix, job_record, slash_answer
+from tests.e2e.account_support import (
+    COST,
+    answer,
+    fixed_cost_queue,
+    imagine,
+    job_id_from_prefix,
+    job_prefix,
+    job_record,
+    slash_answer,
+)
 from tests.e2e.conftest import World, songe_inprocess
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +37,7 @@ async def test_info_shows_plan_mode_fast_time_usage_and_jobs_as_the_store_has_th
         await imagine(world, alice, "a slow lighthouse --relax")
         bot.queue.pause()
         waiting = await world.server.slash(alice, world.channel, "imagine", prompt="a queued lighthouse")
-        queued = await job_record(bot, await _full_id(bot, alice.id, job_prefix(await answer(waiting))))
+        queued = await job_record(bot, await job_id_from_prefix(bot, alice.id, job_prefix(await answer(waiting))))
 
         text = await slash_answer(world, alice, "info")
 
@@ -52,12 +61,6 @@ async def test_info_shows_plan_mode_fast_time_usage_and_jobs_as_the_store_has_th
         ]
         for line in expected:
             assert line in text, (line, text)
-
-
-async def _full_id(bot, user_id: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
-    jobs = [r.job_id for r in await bot.store.recent_jobs(user_id) if r.job_id.startswith(prefix)]
-    assert len(jobs) == 1
-    return jobs[0]
 
 
 async def test_info_of_a_new_free_user_says_the_allowance_never_renews(world: World, tmp_path: Path) -> None:

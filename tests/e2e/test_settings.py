@@ -20,15 +20,16 @@ from tests.e2e.account_support import (
 )
 from tests.e2e.conftest import World, has_buttons, image_size, songe_inprocess
 from tests.support.fake_discord import FakeMessage
+from tests.support.fake_discord.messages import walk_components
 
 pytestmark = pytest.mark.e2e
 
 TEXT_INPUT = 4
 
 
-async def _panel(world: World, user=None) -> FakeMessage:  # type: ignore[no-untyped-def]
-    itx = await world.server.slash(user or world.alice, world.channel, "settings")
-    return await answer(itx)
+async def _panel(world: World) -> FakeMessage:
+    """Alice's /settings panel."""
+    return await answer(await world.server.slash(world.alice, world.channel, "settings"))
 
 
 async def test_the_default_aspect_chosen_in_settings_applies_to_the_next_imagine(world: World, tmp_path: Path) -> None:
@@ -46,11 +47,8 @@ async def test_the_default_aspect_chosen_in_settings_applies_to_the_next_imagine
         assert "--ar 16:9" in ran.grid.content
         square = await imagine(world, world.alice, "a wide valley --ar 1:1")
         assert image_size(square.grid.attachments[0].data)[0] == image_size(square.grid.attachments[0].data)[1]
-        assert image_size(await _grid_of(world.bob, world)) == (128, 128)  # other users keep 1:1
-
-
-async def _grid_of(user, world: World) -> bytes:  # type: ignore[no-untyped-def]
-    return (await imagine(world, user, "a wide valley")).grid.attachments[0].data
+        others = await imagine(world, world.bob, "a wide valley")
+        assert image_size(others.grid.attachments[0].data) == (128, 128)  # other users keep 1:1
 
 
 async def test_remix_on_makes_v1_open_the_remix_modal_and_runs_the_new_prompt(world: World, tmp_path: Path) -> None:
@@ -66,7 +64,7 @@ async def test_remix_on_makes_v1_open_the_remix_modal_and_runs_the_new_prompt(wo
         await click.response()
         modal = click.modal
         assert modal is not None and modal["title"] == "Remix"
-        (prompt_input,) = [c for c in _walk(modal["components"]) if c.get("type") == TEXT_INPUT]
+        (prompt_input,) = [c for c in walk_components(modal["components"]) if c.get("type") == TEXT_INPUT]
         assert prompt_input.get("value") == "a red barn"
         submitted = await server.submit_modal(alice, click, None, {prompt_input["custom_id"]: "a blue barn"})
         accepted = await answer(submitted)
@@ -76,16 +74,6 @@ async def test_remix_on_makes_v1_open_the_remix_modal_and_runs_the_new_prompt(wo
         )
         record = await job_record(bot, _job(remix))
         assert record.kind == "remix" and Envelope.loads(record.request).request.prompt == "a blue barn"
-
-
-def _walk(components: list[dict]) -> list[dict]:  # type: ignore[type-arg]
-    found = []
-    for component in components:
-        found.append(component)
-        found += _walk(component.get("components", []))
-        if "component" in component:
-            found += _walk([component["component"]])
-    return found
 
 
 def _job(message: FakeMessage) -> str:
