@@ -75,7 +75,10 @@ async def test_every_synced_name_and_description_has_its_french_version(world: W
 
 async def test_a_french_user_reads_french(world: World, tmp_path: Path) -> None:
     amelie = world.frenchie
-    async with songe_inprocess(world, tmp_path / "data", queue_factory=fixed_cost_queue()[1], SONGE_FREE_SECONDS="60") as bot:
+    words = tmp_path / "banned.txt"
+    words.write_text("nsfw\n", encoding="utf-8")
+    async with songe_inprocess(world, tmp_path / "data", queue_factory=fixed_cost_queue()[1], SONGE_FREE_SECONDS="60",
+                               SONGE_BANNED_WORDS=str(words)) as bot:
         info = await slash_answer(world, amelie, "info")
         assert "**Forfait :** free" in info and "Temps rapide restant : 60 s/60 s (100 %)" in info
 
@@ -91,6 +94,9 @@ async def test_a_french_user_reads_french(world: World, tmp_path: Path) -> None:
         await bot.store.grant(amelie.id, -3600, operator_id=world.operator.id, reason="épuisé")
         out = await slash_answer(world, amelie, "imagine", prompt="un phare")
         assert "Vous n'avez plus de temps rapide" in out and "Demandez plus de temps aux opérateurs" in out
+
+        blocked = await answer(await world.server.slash(amelie, world.channel, "imagine", prompt="un phare nsfw"))
+        assert "mot bloqué" in blocked.content and "Contester" in blocked.labels
 
         not_operator = await slash_answer(world, amelie, "admin", "plans")
         assert "Seuls les opérateurs" in not_operator
