@@ -37,9 +37,10 @@ async def check_operator(bot: SongeBot, interaction: discord.Interaction) -> Non
         raise NotOperator()
 
 
-def check_words(bot: SongeBot, *texts: str) -> None:
-    """The banned-words filter, before anything is reserved."""
+def check_words(bot: SongeBot, *texts: str, appeal: str | None = None) -> None:
+    """The banned-words filter, before anything is reserved; `appeal` is the prompt an Appeal sends (default: the
+    texts joined)."""
     for text in texts:
         match = bot.word_filter.check(text)
         if match is not None:
-            raise PromptBlocked(match.word, " ".join(texts))
+            raise PromptBlocked(match.word, " ".join(texts) if appeal is None else appeal)
