@@ -346,6 +346,8 @@ class JobService:
                     if watch.terminal is not None:
                         break
                 state = watch.latest
+                if isinstance(state, Waiting):
+                    state = await self._estimated(watch.job.job_id, state)
                 if state is not None and state != watch.shown and watch.job.record.message_id is not None:
                     last_edit = time.monotonic()
                     watch.shown = state
@@ -356,6 +358,14 @@ class JobService:
             await self._finish(watch.job, watch.terminal)
         finally:
             self._watches.pop(watch.job.job_id, None)
+
+    async def _estimated(self, job_id: str, state: Waiting) -> Waiting:
+        """`state` with the queue's current wait estimate (a `Queued` event carries the place, not the time)."""
+        try:
+            position = await self.queue.position(job_id)
+        except (PipelineError, OSError, asyncio.TimeoutError):
+            return state
+        return state if position is None else _waiting(position)
 
     async def _finish(self, job: Job, event: JobEvent) -> None:
         if isinstance(event, Finished):
