@@ -7,9 +7,10 @@ result is the message whose buttons carry that job's id. These helpers find both
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from PIL import Image
@@ -17,7 +18,7 @@ from PIL import Image
 from pipelines.engine import EngineOutput, StepCallback
 from pipelines.fake import FakeEngine
 from pipelines.types import GenerationRequest
-from quotas import QuotaStore
+from quotas import JobRecord, QuotaStore
 
 from tests.support.fake_discord import FakeChannel, FakeDiscord, FakeInteraction, FakeMessage, FakeUser
 from tests.support.fake_discord.messages import walk_components
@@ -110,3 +111,26 @@ async def imagine(server: FakeDiscord, user: FakeUser, channel: FakeChannel, pro
     """`/imagine prompt` and the grid it produces."""
     itx = await server.slash(user, channel, "imagine", prompt=prompt)
     return await result_message(server, channel, await accepted_job(itx))
+
+
+async def until(condition: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
+    """Poll something only the bot knows (its store, its GPU thread) a bounded number of times."""
+    for _ in range(int(timeout / 0.02)):
+        result = condition()
+        if await result if isinstance(result, Awaitable) else result:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def delivered(store: QuotaStore, job_id: str) -> JobRecord:
+    """The job's record once the bot has marked its result delivered."""
+
+    async def check() -> bool:
+        record = await store.job(job_id)
+        return record is not None and record.delivered
+
+    await until(check, f"job {job_id} to be marked delivered")
+    record = await store.job(job_id)
+    assert record is not None
+    return record

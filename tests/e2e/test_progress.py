@@ -3,7 +3,6 @@ the result replacing it, Cancel (queued or running, refunded) and 🗑️ on a r
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from quotas import JobStatus, LedgerKind
 
 from tests.e2e.conftest import World, fake_queue, songe_inprocess
-from tests.e2e.results_support import SeeingEngine, accepted_job, button, imagine, result_message
+from tests.e2e.results_support import SeeingEngine, accepted_job, button, imagine, result_message, until
 from tests.support.fake_discord import FakeMessage
 
 pytestmark = pytest.mark.e2e
@@ -31,15 +30,6 @@ def versions(message: FakeMessage) -> list[tuple[str, list[str]]]:
     """Every state a message went through: (content, attachment names), oldest first."""
     states = [(v.content, [a.filename for a in v.attachments]) for v in message.edits]
     return states + [(message.content, [a.filename for a in message.attachments])]
-
-
-async def until(condition, what: str, timeout: float = 10.0) -> None:
-    """Poll something only the bot or its GPU thread knows, a bounded number of times."""
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_queued_jobs_show_their_place_in_line_and_wait_then_their_results(world: World, tmp_path: Path) -> None:
