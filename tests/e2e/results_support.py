@@ -64,6 +64,11 @@ async def result_message(
     )
 
 
+def progress_of(job: str) -> Callable[[FakeMessage], bool]:
+    """A message predicate: the progress message (the one with Cancel) of the job whose id starts with `job`."""
+    return lambda m: any(cid.startswith("songe:cancel:") and cid.split(":")[2].startswith(job) for cid in m.custom_ids)
+
+
 def button(message: FakeMessage, action: str, index: int | None = None) -> str:
     """The custom id of the button `action` (and image `index`) on a Songe message."""
     for cid in message.custom_ids:

@@ -23,6 +23,7 @@ from tests.e2e.results_support import (
     accepted_job,
     button,
     colour_at,
+    delivered,
     full_job_id,
     imagine,
     ledger_jobs,
@@ -202,7 +203,9 @@ async def test_zoom_out_centres_the_image_on_a_larger_view(world: World, tmp_pat
         assert refusal.ephemeral and "from 1.0 to 2.0" in refusal.content
         opened = await world.server.click(world.alice, single, button(single, "zoomc"))
         prompt_id, factor_id = await modal_inputs(opened)
-        good = await world.server.submit_modal(world.alice, opened, None, {prompt_id: "a tower in fog", factor_id: "1.25"})
+        good = await world.server.submit_modal(
+            world.alice, opened, None, {prompt_id: "a tower in fog", factor_id: "1.25"}
+        )
         zoomed = await result_message(world.server, world.channel, await accepted_job(good))
         request = engine.seen[full_job_id(zoomed)]
         assert request.operation is Operation.OUTPAINT and request.prompt == "a tower in fog"
@@ -251,7 +254,9 @@ async def test_pan_grows_the_canvas_in_the_arrows_direction(
             "top": placed.top == 0,
             "bottom": placed.bottom == request.height,
         }
-        assert touching[edge] and not touching[{"left": "right", "right": "left", "top": "bottom", "bottom": "top"}[edge]]
+        assert (
+            touching[edge] and not touching[{"left": "right", "right": "left", "top": "bottom", "bottom": "top"}[edge]]
+        )
         assert size_of(panned.attachments[0].data) == (2 * request.width, 2 * request.height)
 
 
@@ -290,17 +295,22 @@ async def test_the_real_operations_run_through_the_bot_on_a_tiny_diffusers_model
         assert size_of(zoomed.attachments[0].data) == (grid_width, grid_height)  # four images, same pixel budget
         opened = await server.click(world.alice, single, button(single, "vreg"))
         prompt_id, region_id = await modal_inputs(opened)
-        submit = await server.submit_modal(world.alice, opened, None, {prompt_id: "a robot with a hat",
-                                                                      region_id: "25,25,75,75"})
+        submit = await server.submit_modal(
+            world.alice, opened, None, {prompt_id: "a robot with a hat", region_id: "25,25,75,75"}
+        )
         region = await result_message(server, channel, await accepted_job(submit), timeout=60)
         assert size_of(region.attachments[0].data) == (grid_width, grid_height)
 
         kinds = {}
         for message in (grid, upscaled, zoomed, region):
-            record = await bot.store.job(full_job_id(message))
-            assert record is not None and record.status is JobStatus.SUCCEEDED and record.delivered
+            record = await delivered(bot.store, full_job_id(message))
+            assert record.status is JobStatus.SUCCEEDED
             assert record.gpu_seconds is not None and record.gpu_seconds > 0
             kinds[record.kind] = Envelope.loads(record.request).request.operation
-        assert kinds == {"imagine": Operation.TEXT_TO_IMAGE, "upscale": Operation.UPSCALE,
-                         "zoom": Operation.OUTPAINT, "region": Operation.INPAINT}
+        assert kinds == {
+            "imagine": Operation.TEXT_TO_IMAGE,
+            "upscale": Operation.UPSCALE,
+            "zoom": Operation.OUTPAINT,
+            "region": Operation.INPAINT,
+        }
         assert (await bot.store.account(world.bob.id)).lifetime_images == 1

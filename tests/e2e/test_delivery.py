@@ -19,10 +19,10 @@ from tests.e2e.results_support import (
     delivered,
     full_job_id,
     jobs_on,
+    progress_of,
     result_message,
     size_of,
 )
-from tests.e2e.test_progress import progress_of
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +72,9 @@ async def test_a_result_whose_channel_is_gone_goes_by_direct_message(world: Worl
         assert "V1" in (await result_message(server, server.dm_channel(world.alice), varied)).labels
 
 
-async def test_buttons_survive_a_restart_of_the_bot(world: World, start_bot, tiny_model_dir: Path, tmp_path: Path) -> None:
+async def test_buttons_survive_a_restart_of_the_bot(
+    world: World, start_bot, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     data_dir = tmp_path / "data"
     server, channel = world.server, world.channel
     first = await start_bot(data_dir, SONGE_MODEL=str(tiny_model_dir))
@@ -85,7 +87,10 @@ async def test_buttons_survive_a_restart_of_the_bot(world: World, start_bot, tin
     single = await click.original(timeout=30)
     width, height = size_of(grid.attachments[0].data)
     assert size_of(single.attachments[0].data) == (width // 2, height // 2)
-    with Image.open(io.BytesIO(grid.attachments[0].data)) as whole, Image.open(io.BytesIO(single.attachments[0].data)) as one:
+    with (
+        Image.open(io.BytesIO(grid.attachments[0].data)) as whole,
+        Image.open(io.BytesIO(single.attachments[0].data)) as one,
+    ):
         second_tile = whole.convert("RGB").crop((width // 2, 0, width, height // 2))
         assert ImageChops.difference(second_tile, one.convert("RGB")).getbbox() is None  # image 2 exactly
     assert "Upscale (Subtle)" in single.labels

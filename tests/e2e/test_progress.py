@@ -3,6 +3,7 @@ the result replacing it, Cancel (queued or running, refunded) and 🗑️ on a r
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from pathlib import Path
@@ -12,18 +13,21 @@ import pytest
 from quotas import JobStatus, LedgerKind
 
 from tests.e2e.conftest import World, fake_queue, songe_inprocess
-from tests.e2e.results_support import SeeingEngine, accepted_job, button, imagine, result_message, until
+from tests.e2e.results_support import (
+    SeeingEngine,
+    accepted_job,
+    button,
+    imagine,
+    progress_of,
+    result_message,
+    until,
+)
 from tests.support.fake_discord import FakeMessage
 
 pytestmark = pytest.mark.e2e
 
 WAITING = re.compile(r"Waiting to start — position (\d+) of (\d+), about \d")
 PERCENT = re.compile(r"Generating .* (\d+)%")
-
-
-def progress_of(job: str):
-    """A predicate: the progress message (the one with Cancel) of the job whose id starts with `job`."""
-    return lambda m: any(cid.startswith("songe:cancel:") and cid.split(":")[2].startswith(job) for cid in m.custom_ids)
 
 
 def versions(message: FakeMessage) -> list[tuple[str, list[str]]]:
@@ -48,7 +52,7 @@ async def test_queued_jobs_show_their_place_in_line_and_wait_then_their_results(
             return [(int(f[1]), int(f[2])) for f in found if f] if all(found) else None
 
         # Fair between users: bob's job goes before alice's second one, whose message is edited to say so.
-        await server.wait_until(lambda: (p := places()) and sorted(p)[-1] == (3, 3), what="three places in line")
+        await server.wait_until(lambda: (p := places()) and max(p) == (3, 3), what="three places in line")
         assert sorted(position for position, _ in places() or []) == [1, 2, 3]
         # Two jobs ahead at about 0.6 s each: the wait shown is about a second, not zero.
         last = progress[[position for position, _ in places() or []].index(3)]
@@ -79,7 +83,7 @@ async def test_a_running_job_shows_its_percent_and_a_preview_then_the_result_rep
         edits = server.requests("PATCH", rf"/channels/{channel.id}/messages/{progress.id}")
         assert len(edits) >= 2
         # The throttle (1.5 s) spaces the edits of one message; checked as a lower bound only.
-        gaps = [later.at - earlier.at for earlier, later in zip(edits, edits[1:])]
+        gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(edits)]
         assert min(gaps) >= 1.0, gaps
 
 
@@ -128,7 +132,9 @@ async def test_cancel_while_running_stops_the_job_and_refunds(world: World, tmp_
         before = (await bot.store.account(world.alice.id)).total_remaining
         try:
             job = await accepted_job(await server.slash(world.alice, channel, "imagine", prompt="stop me"))
-            progress = await server.wait_for_message(channel, lambda m: progress_of(job)(m) and "Generating" in m.content)
+            progress = await server.wait_for_message(
+                channel, lambda m: progress_of(job)(m) and "Generating" in m.content
+            )
             await server.click(world.alice, progress, button(progress, "cancel"))
             ended = await server.wait_for_message(channel, lambda m: m.id == progress.id and "Cancelled" in m.content)
             assert "refunded" in ended.content

@@ -147,8 +147,9 @@ async def test_imagine_with_an_attached_image_starts_from_it(world: World, tmp_p
     async with songe_inprocess(world, tmp_path / "data", queue_factory=fake_queue(engine)):
         server, channel = world.server, world.channel
         source = png((40, 40), (10, 120, 230))
-        itx = await server.slash(world.alice, channel, "imagine", prompt="the same, at night --seed 2",
-                                 image=("start.png", source))
+        itx = await server.slash(
+            world.alice, channel, "imagine", prompt="the same, at night --seed 2", image=("start.png", source)
+        )
         grid = await result_message(server, channel, await accepted_job(itx))
         request = engine.seen[full_job_id(grid)]
         assert request.operation is Operation.IMAGE_TO_IMAGE and request.prompt == "the same, at night"
