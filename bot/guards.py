@@ -22,7 +22,12 @@ async def check_channel(bot: SongeBot, interaction: discord.Interaction) -> None
 
 
 async def check_button(bot: SongeBot, interaction: discord.Interaction, author_id: int) -> None:
-    """Anyone may click (and is charged), unless the server made buttons author-only."""
+    """Anyone may click (and is charged), unless the server made buttons author-only.
+
+    A result that reached its author by direct message (its channel was gone) works there for them.
+    """
+    if interaction.guild_id is None and interaction.user.id == author_id:
+        return
     await check_channel(bot, interaction)
     if interaction.user.id == author_id:
         return
