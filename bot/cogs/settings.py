@@ -13,6 +13,7 @@ from discord.ext import commands
 from quotas import JobStatus, Mode
 
 from bot.errors import SongeError, reply_error
+from bot.guards import check_channel
 from bot.i18n import t
 from bot.interactions import locale_of
 from bot.jobs import Envelope, StoredResult
@@ -160,6 +161,7 @@ class Settings(commands.Cog):
 
     @app_commands.command(name="show", description="Post an earlier result again, with working buttons")
     async def show(self, interaction: discord.Interaction, job: str) -> None:
+        await check_channel(self.bot, interaction)
         job_id = job.strip().lower()
         record = await self.bot.store.job(job_id) if len(job_id) == 32 else None
         if record is None:
