@@ -120,10 +120,12 @@ class SongeBot(commands.AutoShardedBot):
             except commands.ExtensionError:
                 log.exception("cog %s failed to load and is skipped", name)
         self.add_dynamic_items(JobButton, AppealDecision)
-        if self.settings.guild_id:
+        if self.settings.guild_id:  # one server, at once (development, a private bot)
             guild = discord.Object(self.settings.guild_id)
             self.tree.copy_global_to(guild=guild)
             await self.tree.sync(guild=guild)
+        else:  # every server (Discord may take a while to show new commands)
+            await self.tree.sync()
         await self.jobs.recover()
 
     async def on_ready(self) -> None:

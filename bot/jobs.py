@@ -8,6 +8,7 @@ also across restarts: `recover()` resubmits open jobs and delivers settled ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -203,6 +204,7 @@ class _Watch:
     shown: ProgressState | None = None
     terminal: JobEvent | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
 
@@ -306,6 +308,7 @@ class JobService:
             watch.latest = Running(event.percent, event.preview or previous)
         else:
             watch.terminal = event
+            watch.ended.set()
         watch.wake.set()
 
     async def _adopt(self, event: JobEvent) -> None:
@@ -338,10 +341,13 @@ class JobService:
                     break
                 wait = self.edit_interval - (time.monotonic() - last_edit)
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    with contextlib.suppress(TimeoutError):  # the throttle never holds back the result
+                        await asyncio.wait_for(watch.ended.wait(), wait)
                     if watch.terminal is not None:
                         break
                 state = watch.latest
+                if isinstance(state, Waiting):
+                    state = await self._estimated(watch.job.job_id, state)
                 if state is not None and state != watch.shown and watch.job.record.message_id is not None:
                     last_edit = time.monotonic()
                     watch.shown = state
@@ -352,6 +358,14 @@ class JobService:
             await self._finish(watch.job, watch.terminal)
         finally:
             self._watches.pop(watch.job.job_id, None)
+
+    async def _estimated(self, job_id: str, state: Waiting) -> Waiting:
+        """`state` with the queue's current wait estimate (a `Queued` event carries the place, not the time)."""
+        try:
+            position = await self.queue.position(job_id)
+        except (PipelineError, OSError, asyncio.TimeoutError):
+            return state
+        return state if position is None else _waiting(position)
 
     async def _finish(self, job: Job, event: JobEvent) -> None:
         if isinstance(event, Finished):

@@ -100,6 +100,10 @@ class AdminMixin(StoreBase):
         books.save(account)
         books.audit("ban" if reason is not None else "unban", operator_id=operator_id, user_id=user_id, reason=reason)
 
+    async def record_action(self, action: str, *, operator_id: int, **detail: Any) -> None:
+        """Keep an operator's action that moves no time (pausing the queue, a backup) in the audit log."""
+        await self._books(lambda books: books.audit(action, operator_id=operator_id, user_id=None, **detail))
+
     async def sync_entitlement(self, user_id: int, plan: str | None) -> None:
         """A Discord subscription's plan (None: none active). Cheap no-op when nothing changed.
 
