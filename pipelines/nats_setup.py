@@ -141,7 +141,10 @@ async def connect(
     on_reconnect: Callable[[], Awaitable[None]] | None = None,
     inbox_prefix: str = "_INBOX",
 ) -> Client:
-    """Connect with endless reconnection; `on_reconnect` runs after each successful reconnect."""
+    """Connect, trying each server a few times; once connected, reconnect forever after any loss.
+
+    Raises a `NATS_ERRORS` error when no server answers. `on_reconnect` runs after each reconnect.
+    """
 
     async def error_cb(exc: Exception) -> None:
         log.warning("nats %s: %s", name, exc)
@@ -154,19 +157,21 @@ async def connect(
         if on_reconnect is not None:
             await on_reconnect()
 
-    return await nats.connect(
+    nc = await nats.connect(
         servers=url,
         name=name,
         user_credentials=str(creds) if creds else None,
         user=user,
         password=password,
-        max_reconnect_attempts=-1,
+        max_reconnect_attempts=3,
         reconnect_time_wait=reconnect_wait,
         error_cb=error_cb,
         disconnected_cb=disconnected_cb,
         reconnected_cb=reconnected_cb,
         inbox_prefix=inbox_prefix,
     )
+    nc.options["max_reconnect_attempts"] = -1  # read at each reconnect; -1 from the start would retry connect forever
+    return nc
 
 
 async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:

@@ -129,6 +129,7 @@ class RemoteWorker:
             self._wake.set()
             pulling.cancel()
             await asyncio.gather(pulling, return_exceptions=True)
+            self._local.pause()
             await self._hand_back(waiting_only=True)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._drained(), self._grace)
@@ -157,8 +158,8 @@ class RemoteWorker:
                 self._cancels = await self._js.key_value(self._layout.cancel_bucket)
                 self._control = await self._js.key_value(self._layout.control_bucket)
                 self._payloads = await self._js.object_store(self._layout.payloads_bucket)
-            except NotFoundError:  # BucketNotFoundError is one
-                log.warning("stream %s is not set up yet: waiting for the bot to start", self._layout.stream)
+            except NATS_ERRORS as exc:  # NotFoundError until the bot has started once
+                log.warning("stream %s not ready (%r): waiting for the bot and the server", self._layout.stream, exc)
                 await asyncio.sleep(self._idle_poll)
                 continue
             self._pullers = {

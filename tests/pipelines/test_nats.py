@@ -15,12 +15,13 @@ import nats.errors
 import pytest
 from nats.js.errors import NotFoundError
 
+from pipelines.errors import QueueUnavailable
 from pipelines.fake import FakeEngine, RecordingSink
 from pipelines.nats_queue import NatsQueue
 from pipelines.remote_worker import add_worker_subcommand, run_worker, worker_engine
 from pipelines.types import Cancelled, Finished, Started
 from tests.pipelines.test_queue_contract import ended, job, nats_stack, of
-from tests.support.nats_server import NatsServer, nats_server_binary
+from tests.support.nats_server import NatsServer, free_port, nats_server_binary
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "scale-out.md"
 
@@ -155,3 +156,9 @@ def test_the_worker_subcommand_parses_into_a_runnable_command() -> None:
     assert engine.model == "sdxl"
     with pytest.raises(SystemExit):
         worker_engine(args)  # no factory, no --fake: nothing to run
+
+
+async def test_start_without_a_server_raises_queue_unavailable() -> None:
+    queue = NatsQueue(f"nats://127.0.0.1:{free_port()}", reconnect_wait=0.05)
+    with pytest.raises(QueueUnavailable, match="cannot reach"):
+        await queue.start(RecordingSink())
