@@ -63,7 +63,10 @@ class DiscordPresenter:
             return None
         try:
             message = await self._channel(job).send(
-                progress_text(job, state), view=progress_view(job.job_id), allowed_mentions=self._mentions(job)
+                progress_text(job, state),
+                view=progress_view(job.job_id),
+                nonce=f"p{job.job_id[:24]}",  # a restart that posts it again gets the first one back
+                allowed_mentions=self._mentions(job),
             )
         except (discord.NotFound, discord.Forbidden) as exc:
             raise DeliveryError(str(exc)) from exc

@@ -460,13 +460,16 @@ class JobService:
             return None
 
     async def drain(self, timeout: float) -> None:
-        """Stop accepting jobs and wait (bounded) for the running ones to end; queued ones stay persisted."""
+        """Stop accepting jobs and wait (bounded) for the running ones to end, settled and delivered or refunded;
+        queued ones stay persisted. Waiting for the watchers, not just the terminal events: `close` cancels them."""
         self.accepting = False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(
-            isinstance(w.latest, Running) and w.terminal is None for w in self._watches.values()
-        ):
-            await asyncio.sleep(0.1)
+        busy = [
+            w.task
+            for w in self._watches.values()
+            if w.task is not None and (isinstance(w.latest, Running) or w.terminal is not None)
+        ]
+        if busy:
+            await asyncio.wait(busy, timeout=timeout)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)

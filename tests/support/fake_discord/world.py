@@ -101,7 +101,9 @@ class World:
         return channel
 
     def message(self, channel_id: int, message_id: int) -> FakeMessage:
-        """A live message of that channel as channel routes see it (never an ephemeral one); 10008 otherwise."""
+        """A live message of that channel as channel routes see it (never an ephemeral one); 10008 otherwise
+        (10003 when the channel itself was deleted)."""
+        self.channel(channel_id)
         msg = self.messages.get(message_id)
         if msg is None or msg.deleted or msg.ephemeral or msg.channel.id != channel_id:
             raise DiscordError(404, 10008, "Unknown Message")
