@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import timedelta
 from typing import Awaitable, Callable
 
 import discord
@@ -127,6 +128,9 @@ class SongeBot(commands.AutoShardedBot):
         else:  # every server (Discord may take a while to show new commands)
             await self.tree.sync()
         await self.jobs.recover()
+        self.reconciler = asyncio.create_task(
+            self.jobs.run_reconciler(deadline=timedelta(minutes=self.settings.job_deadline_minutes), interval=60.0)
+        )
 
     async def on_ready(self) -> None:
         log.info("connected as %s to %d servers", self.user, len(self.guilds))
@@ -140,6 +144,8 @@ class SongeBot(commands.AutoShardedBot):
 
     async def close(self) -> None:
         """Stop taking jobs, let the running batch finish (bounded), persist the rest, close."""
+        if hasattr(self, "reconciler"):
+            self.reconciler.cancel()
         if hasattr(self, "jobs"):
             self.jobs.accepting = False
             self.queue.pause()

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pipelines import codec
@@ -458,6 +458,54 @@ class JobService:
         except (ValueError, KeyError, TypeError):
             log.error("job=%s stored request cannot be decoded", job_id)
             return None
+
+    async def reconcile(self, *, deadline: timedelta, now: datetime | None = None) -> tuple[int, int]:
+        """Repair open jobs the database shows that nothing answers for; returns (re-sent, refunded).
+
+        An open job nobody watches (its terminal event was lost, e.g. a crash right after a remote
+        queue delivered it) is re-sent: submission is idempotent on the job id. A job still open past
+        `deadline` that is not waiting in the queue is cancelled and refunded, so every accepted job
+        ends delivered or refunded even when a worker or an event vanishes.
+        """
+        now = now or datetime.now(UTC)
+        resent = refunded = 0
+        for record in await self.store.open_jobs():
+            if record.job_id not in self._watches:
+                job = await self._load(record.job_id)
+                if job is None:
+                    await self.store.refund(record.job_id, reason="unreadable")
+                    refunded += 1
+                    continue
+                self._watch(job)
+                try:
+                    await self.queue.submit(_effective(job.envelope.request, record.mode, 0.0))
+                    resent += 1
+                    continue
+                except (PipelineError, OSError, asyncio.TimeoutError):
+                    self._unwatch(job.job_id)
+                    await self._end(job, kind=FailureKind.INTERNAL, message="queue unavailable", reason="reconcile")
+                    refunded += 1
+                    continue
+            if now - record.created_at < deadline or await self.queue.position(record.job_id) is not None:
+                continue
+            log.warning("job=%s user=%s open past its deadline: refunded", record.job_id, record.user_id)
+            await self.queue.cancel(record.job_id)
+            watch = self._watches.pop(record.job_id, None)
+            if watch is not None and watch.task is not None:
+                watch.task.cancel()
+            await self._end(watch.job if watch else Job(record, Envelope.loads(record.request)),
+                            kind=FailureKind.INTERNAL, message="deadline", reason="deadline")
+            refunded += 1
+        return resent, refunded
+
+    async def run_reconciler(self, *, deadline: timedelta, interval: float) -> None:
+        """`reconcile` every `interval` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reconcile(deadline=deadline)
+            except Exception:  # the reconciler must outlive any one bad pass
+                log.exception("reconcile pass failed")
 
     async def drain(self, timeout: float) -> None:
         """Stop accepting jobs and wait (bounded) for the running ones to end, settled and delivered or refunded;
