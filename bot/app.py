@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import timedelta
 from typing import Awaitable, Callable
 
 import discord
@@ -120,11 +121,16 @@ class SongeBot(commands.AutoShardedBot):
             except commands.ExtensionError:
                 log.exception("cog %s failed to load and is skipped", name)
         self.add_dynamic_items(JobButton, UnknownButton, AppealDecision)
-        if self.settings.guild_id:
+        if self.settings.guild_id:  # one server, at once (development, a private bot)
             guild = discord.Object(self.settings.guild_id)
             self.tree.copy_global_to(guild=guild)
             await self.tree.sync(guild=guild)
+        else:  # every server (Discord may take a while to show new commands)
+            await self.tree.sync()
         await self.jobs.recover()
+        self.reconciler = asyncio.create_task(
+            self.jobs.run_reconciler(deadline=timedelta(minutes=self.settings.job_deadline_minutes), interval=60.0)
+        )
 
     async def on_ready(self) -> None:
         log.info("connected as %s to %d servers", self.user, len(self.guilds))
@@ -138,6 +144,8 @@ class SongeBot(commands.AutoShardedBot):
 
     async def close(self) -> None:
         """Stop taking jobs, let the running batch finish (bounded), persist the rest, close."""
+        if hasattr(self, "reconciler"):
+            self.reconciler.cancel()
         if hasattr(self, "jobs"):
             self.jobs.accepting = False
             self.queue.pause()

@@ -127,6 +127,7 @@ class Settings:
     appeal_channel_id: int | None = None
     upgrade_url: str = ""
     sku_plans: dict[int, str] = field(default_factory=dict)
+    job_deadline_minutes: int = 60
     queue: str = "local"
     nats_url: str = "nats://127.0.0.1:4222"
     nats_creds: Path | None = None
@@ -173,6 +174,7 @@ class Settings:
             appeal_channel_id=_optional_id(env, "SONGE_APPEAL_CHANNEL_ID"),
             upgrade_url=env.get("SONGE_UPGRADE_URL", "").strip(),
             sku_plans=_sku_plans(env, "SONGE_SKU_PLANS"),
+            job_deadline_minutes=_int(env, "SONGE_JOB_DEADLINE_MINUTES", 60, minimum=1),
             queue=queue,
             nats_url=env.get("SONGE_NATS_URL", "").strip() or "nats://127.0.0.1:4222",
             nats_creds=_optional_path(env, "SONGE_NATS_CREDS"),

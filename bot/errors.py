@@ -57,8 +57,8 @@ class NotOperator(SongeError, app_commands.CheckFailure):
         super().__init__("error.not_operator")
 
 
-class NotAllowedHere(SongeError):
-    pass
+class NotAllowedHere(SongeError, app_commands.CheckFailure):
+    """Also a `CheckFailure`, so that raised from a cog's `interaction_check` it reaches the tree's `on_error`."""
 
 
 class PromptBlocked(SongeError):
@@ -72,6 +72,17 @@ def _time(seconds: float | None) -> str:
     return format_seconds(seconds or 0.0)
 
 
+def _ways_out(exc: OutOfFastTime, locale: str | None, upgrade_url: str) -> list[str]:
+    """What a user out of fast time can do: drop turbo, wait for the renewal, move to a plan with relax, ask."""
+    ways = [t("hint.turbo_fits", locale)] if exc.fast_would_fit else []
+    if exc.renews_at is not None:
+        ways.append(t("hint.renews", locale, date=discord.utils.format_dt(exc.renews_at, "D")))
+    if exc.upgrades:
+        ways.append(t("hint.relax_plans", locale, plans=", ".join(exc.upgrades)))
+    ways.append(t("hint.upgrade_url", locale, url=upgrade_url) if upgrade_url else t("hint.ask_operator", locale))
+    return ways
+
+
 def describe(exc: BaseException, locale: str | None, *, upgrade_url: str = "") -> str | None:
     """The user text for a known error, or None for an unexpected one."""
     if isinstance(exc, app_commands.CommandInvokeError):
@@ -81,7 +92,7 @@ def describe(exc: BaseException, locale: str | None, *, upgrade_url: str = "") -
     if isinstance(exc, PromptError):
         return t("error.parameter", locale, param=exc.param, detail=t(exc.message_key, locale, **exc.values))
     if isinstance(exc, OutOfFastTime):
-        hint = t("hint.upgrade_url", locale, url=upgrade_url) if upgrade_url else t("hint.ask_operator", locale)
+        hint = "\n".join(_ways_out(exc, locale, upgrade_url))
         return t("error.out_of_time", locale, remaining=_time(exc.remaining_seconds), plan=exc.plan, hint=hint)
     if isinstance(exc, LimitReached):
         return t(f"error.limit_{exc.kind}", locale, limit=exc.limit)
@@ -96,7 +107,7 @@ def describe(exc: BaseException, locale: str | None, *, upgrade_url: str = "") -
     if isinstance(exc, UnknownJob):
         return t("error.unknown_job", locale)
     if isinstance(exc, UnknownPlan):
-        return t("error.unknown_plan", locale, plan=str(exc))
+        return t("error.unknown_plan", locale, plan=exc.name, plans=", ".join(exc.known))
     if isinstance(exc, QuotaError):
         return t("error.quota", locale)
     if isinstance(exc, QueueRefused):
@@ -110,6 +121,8 @@ def describe(exc: BaseException, locale: str | None, *, upgrade_url: str = "") -
 
 async def reply_error(interaction: discord.Interaction, exc: BaseException) -> None:
     """Answer `interaction` with the text for `exc`, ephemerally, by whichever route is open."""
+    if isinstance(exc, app_commands.CommandInvokeError):
+        exc = exc.original
     settings = getattr(interaction.client, "settings", None)
     locale = str(interaction.locale) if interaction.locale else None
     text = describe(exc, locale, upgrade_url=settings.upgrade_url if settings else "")

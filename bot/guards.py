@@ -22,7 +22,12 @@ async def check_channel(bot: SongeBot, interaction: discord.Interaction) -> None
 
 
 async def check_button(bot: SongeBot, interaction: discord.Interaction, author_id: int) -> None:
-    """Anyone may click (and is charged), unless the server made buttons author-only."""
+    """Anyone may click (and is charged), unless the server made buttons author-only.
+
+    A result that reached its author by direct message (its channel was gone) works there for them.
+    """
+    if interaction.guild_id is None and interaction.user.id == author_id:
+        return
     await check_channel(bot, interaction)
     if interaction.user.id == author_id:
         return
@@ -37,9 +42,10 @@ async def check_operator(bot: SongeBot, interaction: discord.Interaction) -> Non
         raise NotOperator()
 
 
-def check_words(bot: SongeBot, *texts: str) -> None:
-    """The banned-words filter, before anything is reserved."""
+def check_words(bot: SongeBot, *texts: str, appeal: str | None = None) -> None:
+    """The banned-words filter, before anything is reserved; `appeal` is the prompt an Appeal sends (default: the
+    texts joined)."""
     for text in texts:
         match = bot.word_filter.check(text)
         if match is not None:
-            raise PromptBlocked(match.word, " ".join(texts))
+            raise PromptBlocked(match.word, " ".join(texts) if appeal is None else appeal)

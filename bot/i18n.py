@@ -59,8 +59,11 @@ def placeholders(template: str) -> set[str]:
 
 
 def command_key(context: app_commands.TranslationContext[Any, Any]) -> str | None:
-    """The catalogue key of a command string: `cmd.<path>.name`, `cmd.<path>.<option>.description`, ..."""
+    """The catalogue key of a command string: `cmd.<path>.name`, `cmd.<path>.<option>.description`, ...;
+    `cmd.menu.<name>.label` for a message or user menu."""
     where, data = context.location, context.data
+    if isinstance(data, app_commands.ContextMenu):  # a menu has a label (any case, spaces) and no description
+        return f"cmd.menu.{data.name.lower().replace(' ', '-')}.label" if where is Where.command_name else None
     if where in (Where.command_name, Where.group_name):
         return f"cmd.{_path(data)}.name"
     if where in (Where.command_description, Where.group_description):
@@ -98,7 +101,8 @@ class SongeTranslator(app_commands.Translator):
         text = catalogue(lang, "commands").get(key) if key else None
         if text is None:
             return None
-        if context.location in _NAME_WHERE and not valid_name(text):
+        menu = isinstance(context.data, app_commands.ContextMenu)
+        if context.location in _NAME_WHERE and not (len(text) <= 32 if menu else valid_name(text)):
             log.warning("ignoring invalid %s name %r for %s", lang, text, key)
             return None
         if len(text) > 100:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import TYPE_CHECKING
 
 import discord
@@ -73,9 +74,14 @@ async def sync_premium(bot: SongeBot, interaction: discord.Interaction) -> None:
 
 
 async def submit_all(bot: SongeBot, interaction: discord.Interaction, specs: list[JobSpec]) -> None:
-    """Submit each spec; answer with what was accepted, what it costs, and any fallback to relax."""
+    """Submit each spec; answer with what was accepted, what it costs, and any fallback to relax.
+
+    Results go privately (by direct message) when the user chose it and their plan allows it."""
     locale = locale_of(interaction)
     await sync_premium(bot, interaction)
+    if (await bot.store.preferences(interaction.user.id)).private:
+        if (await bot.store.account(interaction.user.id)).plan.private_allowed:
+            specs = [dataclasses.replace(spec, private=True) for spec in specs]
     lines = []
     for spec in specs:
         accepted = await bot.jobs.submit(spec)

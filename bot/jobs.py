@@ -8,13 +8,14 @@ also across restarts: `recover()` resubmits open jobs and delivers settled ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pipelines import codec
@@ -206,6 +207,7 @@ class _Watch:
     shown: ProgressState | None = None
     terminal: JobEvent | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
 
@@ -311,6 +313,7 @@ class JobService:
             watch.latest = Running(event.percent, event.preview or previous)
         else:
             watch.terminal = event
+            watch.ended.set()
         watch.wake.set()
 
     async def _adopt(self, event: JobEvent) -> None:
@@ -343,10 +346,13 @@ class JobService:
                     break
                 wait = self.edit_interval - (time.monotonic() - last_edit)
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    with contextlib.suppress(TimeoutError):  # the throttle never holds back the result
+                        await asyncio.wait_for(watch.ended.wait(), wait)
                     if watch.terminal is not None:
                         break
                 state = watch.latest
+                if isinstance(state, Waiting):
+                    state = await self._estimated(watch.job.job_id, state)
                 if state is not None and state != watch.shown and watch.job.record.message_id is not None:
                     last_edit = time.monotonic()
                     watch.shown = state
@@ -357,6 +363,14 @@ class JobService:
             await self._finish(watch.job, watch.terminal)
         finally:
             self._watches.pop(watch.job.job_id, None)
+
+    async def _estimated(self, job_id: str, state: Waiting) -> Waiting:
+        """`state` with the queue's current wait estimate (a `Queued` event carries the place, not the time)."""
+        try:
+            position = await self.queue.position(job_id)
+        except (PipelineError, OSError, asyncio.TimeoutError):
+            return state
+        return state if position is None else _waiting(position)
 
     async def _finish(self, job: Job, event: JobEvent) -> None:
         if isinstance(event, Finished):
@@ -458,6 +472,54 @@ class JobService:
         except (ValueError, KeyError, TypeError):
             log.error("job=%s stored request cannot be decoded", job_id)
             return None
+
+    async def reconcile(self, *, deadline: timedelta, now: datetime | None = None) -> tuple[int, int]:
+        """Repair open jobs the database shows that nothing answers for; returns (re-sent, refunded).
+
+        An open job nobody watches (its terminal event was lost, e.g. a crash right after a remote
+        queue delivered it) is re-sent: submission is idempotent on the job id. A job still open past
+        `deadline` that is not waiting in the queue is cancelled and refunded, so every accepted job
+        ends delivered or refunded even when a worker or an event vanishes.
+        """
+        now = now or datetime.now(UTC)
+        resent = refunded = 0
+        for record in await self.store.open_jobs():
+            if record.job_id not in self._watches:
+                job = await self._load(record.job_id)
+                if job is None:
+                    await self.store.refund(record.job_id, reason="unreadable")
+                    refunded += 1
+                    continue
+                self._watch(job)
+                try:
+                    await self.queue.submit(_effective(job.envelope.request, record.mode, 0.0))
+                    resent += 1
+                    continue
+                except (PipelineError, OSError, asyncio.TimeoutError):
+                    self._unwatch(job.job_id)
+                    await self._end(job, kind=FailureKind.INTERNAL, message="queue unavailable", reason="reconcile")
+                    refunded += 1
+                    continue
+            if now - record.created_at < deadline or await self.queue.position(record.job_id) is not None:
+                continue
+            log.warning("job=%s user=%s open past its deadline: refunded", record.job_id, record.user_id)
+            await self.queue.cancel(record.job_id)
+            watch = self._watches.pop(record.job_id, None)
+            if watch is not None and watch.task is not None:
+                watch.task.cancel()
+            await self._end(watch.job if watch else Job(record, Envelope.loads(record.request)),
+                            kind=FailureKind.INTERNAL, message="deadline", reason="deadline")
+            refunded += 1
+        return resent, refunded
+
+    async def run_reconciler(self, *, deadline: timedelta, interval: float) -> None:
+        """`reconcile` every `interval` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reconcile(deadline=deadline)
+            except Exception:  # the reconciler must outlive any one bad pass
+                log.exception("reconcile pass failed")
 
     async def drain(self, timeout: float) -> None:
         """Stop accepting jobs and wait (bounded) for the running ones to end, settled and delivered or refunded;

@@ -298,11 +298,30 @@ async def _zoom(args: argparse.Namespace) -> int:
     return await _finish(args, engine, request)
 
 
+def _worker_arguments(parser: argparse.ArgumentParser) -> None:
+    from pipelines.remote_worker import add_arguments
+
+    add_arguments(parser)
+    parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N, mps or cpu")
+    parser.add_argument("--dtype", default="auto", help="auto, fp32, fp16 or bf16")
+    parser.add_argument("--upscaler", type=Path, help="a Real-ESRGAN-class model file (needs spandrel)")
+    parser.add_argument("--taesd", help="a TAESD model id or folder for previews")
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    from pipelines.remote_worker import serve_worker, worker_engine
+
+    args.model = args.model or "sd-turbo"
+    return await serve_worker(args, worker_engine(args, _load))
+
+
 COMMANDS: dict[str, Command] = {
     "imagine": Command("text to a 2x2 grid (the default command)", _imagine_arguments, _imagine),
     "upscale": Command("an image at twice its size", _upscale_arguments, _upscale),
     "vary": Command("four variations of an image", _vary_arguments, _vary),
     "zoom": Command("zoom out: the image smaller, new surroundings painted around it", _zoom_arguments, _zoom),
+    "worker": Command("serve jobs from a NATS JetStream server (a GPU worker of a scaled-out bot)",
+                      _worker_arguments, _worker),
 }
 DEFAULT_COMMAND = "imagine"
 

@@ -3,7 +3,8 @@
 PipelineError
  ├── ModelLoadError        SONGE_MODEL is missing, not a diffusers pipeline, or failed to load
  ├── GenerationError       a request this engine cannot serve (carries a FailureKind)
- └── Interrupted           raised from a step callback to stop a batch (cancel, shutdown)
+ ├── Interrupted           raised from a step callback to stop a batch (cancel, shutdown)
+ └── QueueUnavailable      the NATS server of a remote queue cannot be reached right now
 """
 
 from __future__ import annotations
@@ -29,3 +30,7 @@ class GenerationError(PipelineError):
 
 class Interrupted(PipelineError):
     """A running batch was asked to stop."""
+
+
+class QueueUnavailable(PipelineError):
+    """The remote queue's broker cannot be reached; the job was not queued (refund it) or not cancelled."""

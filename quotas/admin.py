@@ -20,7 +20,7 @@ from quotas.units import to_dt, to_ms, to_seconds, to_ts
 
 _PLAN_TYPES: dict[str, type | tuple[type, ...]] = {
     "fast_seconds": (int, float), "daily_topup_seconds": (int, float), "renewal": (str, Renewal),
-    "relax_allowed": bool, "turbo_allowed": bool, "max_concurrent_fast": int, "max_concurrent_relax": int,
+    "relax_allowed": bool, "turbo_allowed": bool, "private_allowed": bool, "max_concurrent_fast": int, "max_concurrent_relax": int,
     "max_queued": int, "rank": int,
 }
 
@@ -99,6 +99,10 @@ class AdminMixin(StoreBase):
         account.ban_reason = reason
         books.save(account)
         books.audit("ban" if reason is not None else "unban", operator_id=operator_id, user_id=user_id, reason=reason)
+
+    async def record_action(self, action: str, *, operator_id: int, **detail: Any) -> None:
+        """Keep an operator's action that moves no time (pausing the queue, a backup) in the audit log."""
+        await self._books(lambda books: books.audit(action, operator_id=operator_id, user_id=None, **detail))
 
     async def sync_entitlement(self, user_id: int, plan: str | None) -> None:
         """A Discord subscription's plan (None: none active). Cheap no-op when nothing changed.

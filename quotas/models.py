@@ -120,6 +120,7 @@ class Plan:
     daily_topup_seconds: float = 0.0
     relax_allowed: bool = False
     turbo_allowed: bool = False
+    private_allowed: bool = False  # results delivered privately (by direct message) instead of in the channel
     max_concurrent_fast: int = 1
     max_concurrent_relax: int = 0
     max_queued: int = 1

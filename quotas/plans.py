@@ -11,7 +11,7 @@ from quotas.units import to_ms, to_seconds
 
 HOUR = 3600.0
 _COLUMNS = ("name", "rank", "fast_ms", "renewal", "daily_topup_ms", "relax_allowed", "turbo_allowed",
-            "max_concurrent_fast", "max_concurrent_relax", "max_queued")
+            "private_allowed", "max_concurrent_fast", "max_concurrent_relax", "max_queued")
 EDITABLE = frozenset(f.name for f in fields(Plan)) - {"name"}
 
 
@@ -25,15 +25,15 @@ def default_plans(settings: QuotaSettings) -> tuple[Plan, ...]:
         Plan(name="standard", rank=2, fast_seconds=15 * HOUR, renewal=Renewal.MONTHLY, relax_allowed=True,
              turbo_allowed=True, max_concurrent_fast=3, max_concurrent_relax=3, max_queued=10),
         Plan(name="pro", rank=3, fast_seconds=30 * HOUR, renewal=Renewal.MONTHLY, relax_allowed=True,
-             turbo_allowed=True, max_concurrent_fast=12, max_concurrent_relax=6, max_queued=15),
+             turbo_allowed=True, private_allowed=True, max_concurrent_fast=12, max_concurrent_relax=6, max_queued=15),
         Plan(name="mega", rank=4, fast_seconds=60 * HOUR, renewal=Renewal.MONTHLY, relax_allowed=True,
-             turbo_allowed=True, max_concurrent_fast=12, max_concurrent_relax=12, max_queued=24),
+             turbo_allowed=True, private_allowed=True, max_concurrent_fast=12, max_concurrent_relax=12, max_queued=24),
     )
 
 
 def _row(plan: Plan) -> tuple[object, ...]:
     return (plan.name, plan.rank, to_ms(plan.fast_seconds), plan.renewal.value, to_ms(plan.daily_topup_seconds),
-            int(plan.relax_allowed), int(plan.turbo_allowed), plan.max_concurrent_fast, plan.max_concurrent_relax,
+            int(plan.relax_allowed), int(plan.turbo_allowed), int(plan.private_allowed), plan.max_concurrent_fast, plan.max_concurrent_relax,
             plan.max_queued)
 
 
@@ -41,6 +41,7 @@ def from_row(row: sqlite3.Row) -> Plan:
     return Plan(name=row["name"], rank=row["rank"], fast_seconds=to_seconds(row["fast_ms"]),
                 renewal=Renewal(row["renewal"]), daily_topup_seconds=to_seconds(row["daily_topup_ms"]),
                 relax_allowed=bool(row["relax_allowed"]), turbo_allowed=bool(row["turbo_allowed"]),
+                private_allowed=bool(row["private_allowed"]),
                 max_concurrent_fast=row["max_concurrent_fast"], max_concurrent_relax=row["max_concurrent_relax"],
                 max_queued=row["max_queued"])
 

@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from quotas import AccountView
+from quotas import AccountView, Stats
 
 from bot.cogs.account import info_text
 from bot.errors import SongeError
@@ -68,6 +68,16 @@ def parse_plan_value(field: str, raw: str) -> object:
     if not (raw.isascii() and raw.isdigit()):  # str.isdigit also takes "⑤" and "²", which int() refuses
         raise SongeError("error.plan_value", field=field, expected="a whole number")
     return int(raw)
+
+
+def stats_text(stats: Stats, *, days: int, depth: int, locale: str) -> str:
+    """/admin stats: jobs by status, images, GPU time, users by plan, and the queue now."""
+    jobs = ", ".join(f"{count} {t('job.status.' + status.value, locale)}"
+                     for status, count in stats.jobs_by_status.items() if count) or "0"
+    plans = ", ".join(f"{plan} {count}" for plan, count in stats.users_by_plan.items()) or "—"
+    return t("admin.stats", locale, days=days, jobs=jobs, images=stats.images, gpu=format_seconds(stats.gpu_seconds),
+             charged=format_seconds(stats.charged_seconds), active=stats.active_users, new=stats.new_users, plans=plans,
+             depth=depth)
 
 
 class Admin(commands.GroupCog, group_name="admin", group_description="Operators: quotas, plans and the queue"):
@@ -165,16 +175,18 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Operators:
         since = datetime.now(timezone.utc) - timedelta(days=days)
         stats = await self.bot.store.stats(since=since)
         depth = await self.bot.queue.depth()
-        await self._answer(interaction, t("admin.stats", locale_of(interaction), days=days, stats=str(stats), depth=depth))
+        await self._answer(interaction, stats_text(stats, days=days, depth=depth, locale=locale_of(interaction)))
 
     @app_commands.command(name="pause", description="Stop starting new jobs (the running batch finishes)")
     async def pause(self, interaction: discord.Interaction) -> None:
         self.bot.queue.pause()
+        await self.bot.store.record_action("pause", operator_id=interaction.user.id)
         await self._answer(interaction, t("admin.paused", locale_of(interaction)))
 
     @app_commands.command(name="resume", description="Start jobs again")
     async def resume(self, interaction: discord.Interaction) -> None:
         self.bot.queue.resume()
+        await self.bot.store.record_action("resume", operator_id=interaction.user.id)
         await self._answer(interaction, t("admin.resumed", locale_of(interaction)))
 
     @app_commands.command(name="backup", description="Copy the database safely while the bot runs")
@@ -184,6 +196,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Operators:
         folder.mkdir(mode=0o700, exist_ok=True)
         dest = folder / f"songe-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.sqlite3"
         await self.bot.store.backup(dest)
+        await self.bot.store.record_action("backup", operator_id=interaction.user.id, path=str(dest))
         await self._answer(interaction, t("admin.backup", locale_of(interaction), path=str(dest)))
 
 

@@ -44,10 +44,11 @@ class Imagine(commands.Cog):
             max_jobs=MAX_JOBS_PER_COMMAND,
         )
         parsed = parse_prompt(prompt, defaults=defaults, macros=preferences.options, suffix=preferences.suffix)
-        check_words(bot, *parsed.prompts, parsed.negative)
+        parameters = format_parameters(parsed)
+        for text in parsed.prompts:  # an appeal carries the blocked prompt with its parameters, ready to run
+            check_words(bot, text, parsed.negative, appeal=f"{text} {parameters}".strip())
         source = await read_attachment(image) if image is not None else None
         mode = Mode(parsed.mode) if parsed.mode else None
-        parameters = format_parameters(parsed)
         specs = []
         for text in parsed.prompts:
             for _ in range(parsed.repeat):

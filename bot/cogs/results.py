@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 VARY_SUBTLE_STRENGTH = 0.35
 VARY_STRONG_STRENGTH = 0.7
 PANS = {"panl": "left", "panr": "right", "panu": "up", "pand": "down"}
+IMAGELESS = frozenset({"reroll"})
+"""Actions on the whole job (their buttons carry index 0)."""
 
 
 class Results(commands.Cog):
@@ -58,7 +60,7 @@ class Results(commands.Cog):
         if record.status is not JobStatus.SUCCEEDED or record.result is None:
             raise SongeError("error.job_not_finished")
         result = StoredResult.loads(record.result)
-        if not 1 <= index <= len(result.files):
+        if action not in IMAGELESS and not 1 <= index <= len(result.files):
             raise SongeError("error.unknown_image")
         envelope = Envelope.loads(record.request)
         handlers: dict[str, Callable[[], Awaitable[None]]] = {

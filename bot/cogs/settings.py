@@ -13,9 +13,11 @@ from discord.ext import commands
 from quotas import JobStatus, Mode
 
 from bot.errors import SongeError, reply_error
+from bot.guards import check_channel
 from bot.i18n import t
 from bot.interactions import locale_of
 from bot.jobs import Envelope, StoredResult
+from bot.parsing import check_option_name, check_options
 from bot.render import compose_grid
 from bot.views.buttons import grid_view, single_view
 
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 
 ASPECTS = ("1:1", "3:2", "2:3", "4:3", "3:4", "16:9", "9:16")
 STYLIZE = (("low", 50), ("med", 100), ("high", 250), ("very high", 750))
-PRIVATE_PLANS_FIELD = "private_allowed"
 
 
 class SettingsView(discord.ui.View):
@@ -91,7 +92,7 @@ class SettingsView(discord.ui.View):
     async def private(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
         prefs = await self.bot.store.preferences(self.owner_id)
         account = await self.bot.store.account(self.owner_id)
-        if not prefs.private and not getattr(account.plan, PRIVATE_PLANS_FIELD, False):
+        if not prefs.private and not account.plan.private_allowed:
             raise SongeError("settings.private_not_in_plan", plan=account.plan.name)
         await self.bot.store.update_preferences(self.owner_id, private=not prefs.private)
         await self.refresh(interaction)
@@ -127,18 +128,22 @@ class Settings(commands.Cog):
         await interaction.response.send_message(text, view=SettingsView(self.bot, interaction.user.id, locale),
                                                 ephemeral=True)
 
-    @prefer.command(name="suffix", description="Text added to the end of every prompt (empty to clear)")
-    async def suffix(self, interaction: discord.Interaction, text: str | None = None) -> None:
-        await self.bot.store.update_preferences(interaction.user.id, suffix=(text or "").strip()[:200])
-        await interaction.response.send_message(t("prefer.suffix_set" if text else "prefer.suffix_cleared",
-                                                  locale_of(interaction), suffix=text or ""), ephemeral=True)
+    @prefer.command(name="suffix", description="Parameters added to every prompt that lacks them (empty to clear)")
+    @app_commands.describe(text="Parameters only, e.g. --ar 3:2 --s 250")
+    async def suffix(self, interaction: discord.Interaction, text: app_commands.Range[str, 0, 200] = "") -> None:
+        prefs = await self.bot.store.preferences(interaction.user.id)
+        suffix = check_options(text, param="suffix", macros=prefs.options) if text.strip() else ""
+        await self.bot.store.update_preferences(interaction.user.id, suffix=suffix)
+        await interaction.response.send_message(t("prefer.suffix_set" if suffix else "prefer.suffix_cleared",
+                                                  locale_of(interaction), suffix=suffix), ephemeral=True)
 
     @option.command(name="set", description="Make --name stand for some parameters, e.g. --mine = --ar 3:2 --s 250")
-    async def option_set(self, interaction: discord.Interaction, name: str, value: str) -> None:
-        name = name.strip().lstrip("-").lower()
-        if not name.isalnum() or len(name) > 20:
-            raise SongeError("prefer.bad_name")
-        await self.bot.store.set_option(interaction.user.id, name, value.strip()[:200])
+    async def option_set(
+        self, interaction: discord.Interaction, name: str, value: app_commands.Range[str, 1, 200]
+    ) -> None:
+        name = check_option_name(name)
+        value = check_options(value)
+        await self.bot.store.set_option(interaction.user.id, name, value)
         await interaction.response.send_message(t("prefer.option_set", locale_of(interaction), name=name,
                                                   value=value), ephemeral=True)
 
@@ -156,6 +161,7 @@ class Settings(commands.Cog):
 
     @app_commands.command(name="show", description="Post an earlier result again, with working buttons")
     async def show(self, interaction: discord.Interaction, job: str) -> None:
+        await check_channel(self.bot, interaction)
         job_id = job.strip().lower()
         record = await self.bot.store.job(job_id) if len(job_id) == 32 else None
         if record is None:

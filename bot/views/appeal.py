@@ -24,6 +24,7 @@ class AppealView(discord.ui.View):
         self.prompt = prompt
         self.word = word
         self.locale = locale
+        self.appeal.label = t("moderation.appeal", locale)
 
     @discord.ui.button(label="Appeal", style=discord.ButtonStyle.secondary, emoji="⚖️")
     async def appeal(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:

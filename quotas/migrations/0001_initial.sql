@@ -8,6 +8,7 @@ CREATE TABLE plans (
     daily_topup_ms       INTEGER NOT NULL DEFAULT 0 CHECK (daily_topup_ms >= 0),
     relax_allowed        INTEGER NOT NULL CHECK (relax_allowed IN (0, 1)),
     turbo_allowed        INTEGER NOT NULL CHECK (turbo_allowed IN (0, 1)),
+    private_allowed      INTEGER NOT NULL DEFAULT 0 CHECK (private_allowed IN (0, 1)),
     max_concurrent_fast  INTEGER NOT NULL CHECK (max_concurrent_fast >= 0),
     max_concurrent_relax INTEGER NOT NULL CHECK (max_concurrent_relax >= 0),
     max_queued           INTEGER NOT NULL CHECK (max_queued >= 0)

@@ -19,7 +19,7 @@ COMMANDS = ["imagine", "upscale", "info", "ledger", "fast", "relax", "turbo", "s
             "prefer.option", "prefer.option.set", "prefer.option.list", "prefer.option.delete", "show", "help", "admin",
             "server"]  # fmt: skip
 ADMIN = ["user", "grant", "plan", "reset", "ban", "unban", "plans", "plan-edit", "stats", "pause", "resume", "backup"]
-SERVER = ["channels", "nsfw", "buttons"]
+SERVER = ["channel-allow", "channel-remove", "channels-all", "nsfw", "buttons", "show"]
 
 
 @pytest.mark.parametrize("section", SECTIONS)
@@ -92,10 +92,10 @@ def test_valid_name() -> None:
 async def _tree_payloads(translator: app_commands.Translator) -> dict[str, Any]:
     async def callback(interaction: discord.Interaction, prompt: str) -> None: ...
 
-    async def grant(interaction: discord.Interaction, user: discord.User, minutes: int) -> None: ...
+    async def grant(interaction: discord.Interaction, user: discord.User, hours: float) -> None: ...
 
-    @app_commands.choices(mode=[app_commands.Choice(name="Fast", value="fast")])
-    async def fast(interaction: discord.Interaction, mode: app_commands.Choice[str]) -> None: ...
+    @app_commands.choices(kind=[app_commands.Choice(name="subtle", value="subtle")])
+    async def upscale(interaction: discord.Interaction, kind: app_commands.Choice[str]) -> None: ...
 
     imagine: app_commands.Command[Any, ..., None] = app_commands.Command(
         name="imagine", description="Create images", callback=callback
@@ -103,7 +103,7 @@ async def _tree_payloads(translator: app_commands.Translator) -> dict[str, Any]:
     admin = app_commands.Group(name="admin", description="Operators")
     admin.add_command(app_commands.Command(name="grant", description="Give time", callback=grant))
     settings: app_commands.Command[Any, ..., None] = app_commands.Command(
-        name="settings", description="Defaults", callback=fast
+        name="upscale", description="Upscale", callback=upscale
     )
     other: app_commands.Command[Any, ..., None] = app_commands.Command(
         name="other", description=app_commands.locale_str("Other", key="cmd.help.description"), callback=callback
@@ -118,17 +118,17 @@ async def _tree_payloads(translator: app_commands.Translator) -> dict[str, Any]:
 
 async def test_translator_localises_the_tree() -> None:
     payloads = await _tree_payloads(SongeTranslator())
-    imagine, admin, settings = payloads["imagine"], payloads["admin"], payloads["settings"]
+    imagine, admin, upscale = payloads["imagine"], payloads["admin"], payloads["upscale"]
     assert imagine["name_localizations"] == {"en-US": "imagine", "en-GB": "imagine", "fr": "imagine"}
     assert imagine["description_localizations"]["fr"].startswith("Créer quatre images")
     prompt = imagine["options"][0]
     assert prompt["description_localizations"]["fr"] == catalogue("fr", "commands")["cmd.imagine.prompt.description"]
     grant = admin["options"][0]
     assert (admin["name_localizations"]["fr"], grant["name_localizations"]["fr"]) == ("admin", "créditer")
-    assert [option["name_localizations"]["fr"] for option in grant["options"]] == ["utilisateur", "minutes"]
-    mode = settings["options"][0]
-    assert mode["name_localizations"]["fr"] == "vitesse"
-    assert mode["choices"][0]["name_localizations"]["fr"] == "Rapide"
+    assert [option["name_localizations"]["fr"] for option in grant["options"]] == ["utilisateur", "heures"]
+    kind = upscale["options"][0]
+    assert kind["name_localizations"]["fr"] == "mode"
+    assert kind["choices"][0]["name_localizations"]["fr"] == "Subtil"
     help_text = catalogue("fr", "commands")["cmd.help.description"]
     assert payloads["other"]["description_localizations"]["fr"] == help_text
     assert not payloads["other"]["name_localizations"]  # no entry: Discord shows the default

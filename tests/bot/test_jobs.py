@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,38 @@ async def test_recover_resubmits_open_jobs_and_delivers_settled_ones(tmp_path: P
     finally:
         await _close(second)
     assert len(second.presenter.delivered) == 1
+
+
+async def test_reconcile_resends_an_open_job_nobody_watches(harness: Harness) -> None:
+    from bot.jobs import Envelope
+    from quotas import JobTicket
+
+    job = request(prompt="an event lost in a crash")
+    envelope = Envelope(request=job, locale="en-US", display_prompt=job.prompt, parameters="")
+    await harness.store.reserve(JobTicket(job_id=job.job_id, user_id=USER, kind="imagine", work_units=job.work_units,
+                                          request=envelope.dumps(), channel_id=CHANNEL, images=4))
+    assert await harness.service.reconcile(deadline=timedelta(hours=1)) == (1, 0)
+    await harness.presenter.wait(job.job_id)
+    assert job.job_id in harness.presenter.delivered
+    assert await harness.service.reconcile(deadline=timedelta(hours=1)) == (0, 0)
+
+
+async def test_reconcile_refunds_a_job_stuck_past_its_deadline(tmp_path: Path) -> None:
+    release = threading.Event()
+    h = await _harness(tmp_path, FakeEngine(before_step=lambda *_: release.wait(10)))
+    try:
+        job = request(prompt="stuck on a dead worker")
+        await h.service.submit(spec(job))
+        while (await h.queue.position(job.job_id)) is not None:  # wait until it runs
+            await asyncio.sleep(0.01)
+        assert await h.service.reconcile(deadline=timedelta(0)) == (0, 1)
+        refunded, _ = h.presenter.ended[job.job_id]
+        assert refunded > 0
+        release.set()
+        record = await h.store.job(job.job_id)
+        assert record is not None and record.status in (JobStatus.FAILED, JobStatus.CANCELLED)
+        assert (await h.store.account(USER)).total_remaining == pytest.approx(100.0)
+    finally:
+        release.set()
+        await _close(h)
+    assert job.job_id not in h.presenter.delivered

@@ -80,3 +80,10 @@ def test_an_unknown_option_is_a_usage_error(tiny_model_dir: Path, tmp_path: Path
 def test_a_missing_model_folder_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["a fox", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.png")]) == 1
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_the_worker_subcommand_takes_the_nats_and_model_options() -> None:
+    from pipelines.__main__ import build_parser
+
+    args = build_parser().parse_args(["worker", "--nats", "nats://gpu-hub:4222", "--model", "sdxl", "--device", "cuda"])
+    assert (args.command, args.nats, args.model, args.device) == ("worker", "nats://gpu-hub:4222", "sdxl", "cuda")
