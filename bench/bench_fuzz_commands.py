@@ -34,7 +34,7 @@ from bench.bench_fuzz import flags, junk, soup
 from bot.attachments import BadAttachment, normalise_image
 from bot.cogs.admin import PLAN_FIELDS, parse_date, parse_plan_value
 from bot.errors import SongeError, describe
-from bot.jobs import new_job_id
+from bot.job_types import new_job_id
 from bot.parsing import ParseDefaults, PromptError, check_option_name, check_options, format_parameters, parse_prompt
 from bot.requests import ModelProfile, RequestFactory
 from bot.views.modals import parse_region, parse_zoom

@@ -13,7 +13,7 @@ from pipelines.images import fit_attachment
 from pipelines.types import FailureKind
 
 from bot.i18n import t
-from bot.jobs import DeliveryError, Job, ProgressState, Running, StoredResult, Waiting
+from bot.job_types import DeliveryError, Job, ProgressState, Running, StoredResult, Waiting
 from bot.render import blur_png, compose_grid, format_seconds, progress_bar
 from bot.views.buttons import grid_view, progress_view, single_view
 

@@ -35,7 +35,7 @@ from quotas import (
 
 from bot.attachments import BadAttachment
 from bot.i18n import t
-from bot.jobs import DeliveryError, QueueRefused
+from bot.job_types import DeliveryError, QueueRefused
 from bot.parsing import PromptError
 from bot.render import format_seconds
 from bot.views.appeal import AppealView

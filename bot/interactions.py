@@ -13,7 +13,7 @@ from quotas import Mode
 
 from bot.attachments import MAX_BYTES, BadAttachment, normalise_image
 from bot.i18n import t
-from bot.jobs import JobSpec
+from bot.job_types import JobSpec
 from bot.render import format_seconds
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from quotas import Mode
 
 from bot.guards import check_channel, check_words
 from bot.interactions import read_attachment, spec_for, submit_all
-from bot.jobs import new_job_id
+from bot.job_types import new_job_id
 from bot.parsing import ParseDefaults, format_parameters, parse_aspect, parse_prompt
 
 if TYPE_CHECKING:

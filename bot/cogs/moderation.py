@@ -13,7 +13,7 @@ from bot.errors import reply_error
 from bot.guards import check_operator
 from bot.i18n import t
 from bot.interactions import locale_of
-from bot.jobs import JobSpec, new_job_id
+from bot.job_types import JobSpec, new_job_id
 from bot.parsing import format_parameters, parse_prompt
 from bot.render import format_seconds
 

@@ -19,7 +19,7 @@ from bot.errors import NotAllowedHere, SongeError, reply_error
 from bot.guards import check_button, check_words
 from bot.i18n import t
 from bot.interactions import locale_of, spec_for, submit_all
-from bot.jobs import Envelope, StoredResult, new_job_id
+from bot.job_types import Envelope, StoredResult, new_job_id
 from bot.views.buttons import single_view
 from bot.views.modals import PromptModal, RegionModal, ZoomModal
 

@@ -16,7 +16,7 @@ from bot.errors import SongeError, reply_error
 from bot.guards import check_channel
 from bot.i18n import t
 from bot.interactions import locale_of
-from bot.jobs import Envelope, StoredResult
+from bot.job_types import Envelope, StoredResult
 from bot.parsing import check_option_name, check_options
 from bot.render import compose_grid
 from bot.views.buttons import grid_view, single_view

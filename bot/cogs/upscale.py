@@ -15,7 +15,7 @@ from quotas import JobStatus
 from bot.errors import SongeError
 from bot.guards import check_channel
 from bot.interactions import read_attachment, spec_for, submit_all
-from bot.jobs import Envelope, new_job_id
+from bot.job_types import Envelope, new_job_id
 from bot.views.buttons import job_of_message
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from bot.files import ImageFiles
-from bot.jobs import Job, JobService, JobSpec, ProgressState, Running, StoredResult, new_job_id
+from bot.job_types import Job, JobSpec, ProgressState, Running, StoredResult, new_job_id
+from bot.jobs import JobService
 from pipelines.fake import FakeEngine, fake_request
 from pipelines.types import FailureKind, GenerationRequest
 from pipelines.worker import LocalQueue
@@ -169,7 +170,7 @@ async def test_recover_resubmits_open_jobs_and_delivers_settled_ones(tmp_path: P
 
 
 async def test_reconcile_resends_an_open_job_nobody_watches(harness: Harness) -> None:
-    from bot.jobs import Envelope
+    from bot.job_types import Envelope
     from quotas import JobTicket
 
     job = request(prompt="an event lost in a crash")

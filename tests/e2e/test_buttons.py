@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs import Envelope
+from bot.job_types import Envelope
 from pipelines.fake import fake_colour
 from pipelines.seeds import image_seeds
 from pipelines.types import Box, GenerationRequest, Operation

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import SongeBot
-from bot.jobs import Envelope
+from bot.job_types import Envelope
 from quotas import JobStatus
 from tests.e2e.account_support import answer, button, fixed_cost_queue, job_id_of, job_record
 from tests.e2e.conftest import World, has_buttons, image_size, songe_inprocess

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs import Envelope
+from bot.job_types import Envelope
 from quotas import JobStatus, Mode
 from tests.e2e.account_support import (
     answer,
