@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The tests run on the CPU build of torch; real users get the build pip picks for their machine.
 TEST_TORCH ?= torch==2.13.0
 
-.PHONY: run test bench clean
+.PHONY: run test lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: $(VENV)/.run-deps
 
 test: $(VENV)/.test-deps
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-deps
+	$(VENV)/bin/ruff check bot pipelines quotas tests bench
+	$(VENV)/bin/ruff format --check bot pipelines quotas tests bench
 
 bench: $(VENV)/.test-deps
 	HF_HUB_OFFLINE=1 $(PY) -m bench

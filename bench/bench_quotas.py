@@ -60,7 +60,7 @@ def _plain(path: Path, jobs: range, group: int) -> float:
     try:
         start = time.perf_counter()
         for first in range(0, len(jobs), group):
-            tickets = [_ticket(n) for n in jobs[first:first + group]]
+            tickets = [_ticket(n) for n in jobs[first : first + group]]
             db.commit_group(conn, [functools.partial(_reserve, ticket=t) for t in tickets])
             db.commit_group(conn, [functools.partial(_settle, job_id=t.job_id) for t in tickets])
         return time.perf_counter() - start
@@ -109,8 +109,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             jobs = range(round_ * per_round, (round_ + 1) * per_round)
             for name, run in VARIANTS.items():
                 rates[name].append(len(jobs) / run(paths[name], jobs))
-        print(f"quotas: reserve + settle, {args.rounds} x {per_round} jobs per variant, WAL + synchronous=FULL,"
-              f" files in {folder}")
+        print(
+            f"quotas: reserve + settle, {args.rounds} x {per_round} jobs per variant, WAL + synchronous=FULL,"
+            f" files in {folder}"
+        )
     medians = {name: statistics.median(values) for name, values in rates.items()}
     names = list(VARIANTS)
     baselines = {names[1]: names[0], names[3]: names[2]}

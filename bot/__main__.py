@@ -7,12 +7,11 @@ import logging
 import signal
 import sys
 
-from pipelines.errors import ModelLoadError
-from pipelines.sources import validate_model_source
-
 from bot.app import SongeBot
 from bot.config import ConfigError, Settings, load_environment
 from bot.logs import setup_logging
+from pipelines.errors import ModelLoadError
+from pipelines.sources import validate_model_source
 
 log = logging.getLogger("bot")
 

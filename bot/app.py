@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Awaitable, Callable
 
 import discord
 from discord import app_commands
 from discord.ext import commands
-
-from pipelines.queue import GenerationQueue
-from quotas import QuotaSettings, QuotaStore
 
 from bot.config import Settings
 from bot.delivery import DiscordPresenter
@@ -26,6 +23,8 @@ from bot.profile import model_profile
 from bot.requests import RequestFactory
 from bot.views.appeal import AppealDecision
 from bot.views.buttons import JobButton, UnknownButton
+from pipelines.queue import GenerationQueue
+from quotas import QuotaSettings, QuotaStore
 
 log = logging.getLogger(__name__)
 

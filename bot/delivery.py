@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from pipelines.images import fit_attachment
-from pipelines.types import FailureKind
-
 from bot.i18n import t
 from bot.job_types import DeliveryError, Job, ProgressState, Running, StoredResult, Waiting
 from bot.render import blur_png, compose_grid, format_seconds, progress_bar
 from bot.views.buttons import grid_view, progress_view, single_view
+from pipelines.images import fit_attachment
+from pipelines.types import FailureKind
 
 if TYPE_CHECKING:
     from bot.app import SongeBot
@@ -37,8 +36,13 @@ def progress_text(job: Job, state: ProgressState) -> str:
     locale = job.envelope.locale
     if isinstance(state, Waiting):
         if state.position > 0:
-            status = t("progress.waiting_position", locale, position=state.position, total=state.total,
-                       eta=format_seconds(state.eta_seconds))
+            status = t(
+                "progress.waiting_position",
+                locale,
+                position=state.position,
+                total=state.total,
+                eta=format_seconds(state.eta_seconds),
+            )
         else:
             status = t("progress.waiting", locale)
     else:
@@ -93,7 +97,10 @@ class DiscordPresenter:
         seed = f" --seed {job.envelope.request.seed}" if "--seed" not in job.envelope.parameters else ""
         locale = job.envelope.locale
         content = f"{headline(job)}{seed}\n" + t(
-            "result.footer", locale, gpu=format_seconds(result.gpu_seconds), charged=format_seconds(job.record.charged_seconds)
+            "result.footer",
+            locale,
+            gpu=format_seconds(result.gpu_seconds),
+            charged=format_seconds(job.record.charged_seconds),
         )
         if result.truncated:
             content += "\n" + t("result.truncated", locale)
@@ -152,8 +159,10 @@ class DiscordPresenter:
         content = f"{headline(job)}\n{status}"
         if job.record.message_id is not None:
             try:
-                await self._channel(job).get_partial_message(job.record.message_id).edit(
-                    content=content, view=None, attachments=[]
+                await (
+                    self._channel(job)
+                    .get_partial_message(job.record.message_id)
+                    .edit(content=content, view=None, attachments=[])
                 )
                 return
             except discord.HTTPException:

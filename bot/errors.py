@@ -21,6 +21,12 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.attachments import BadAttachment
+from bot.i18n import t
+from bot.job_types import DeliveryError, QueueRefused
+from bot.parsing import PromptError
+from bot.render import format_seconds
+from bot.views.appeal import AppealView
 from quotas import (
     AccountTooNew,
     Banned,
@@ -32,13 +38,6 @@ from quotas import (
     UnknownJob,
     UnknownPlan,
 )
-
-from bot.attachments import BadAttachment
-from bot.i18n import t
-from bot.job_types import DeliveryError, QueueRefused
-from bot.parsing import PromptError
-from bot.render import format_seconds
-from bot.views.appeal import AppealView
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from pipelines.types import GenerationRequest
-from quotas import Mode
-
 from bot.attachments import MAX_BYTES, BadAttachment, normalise_image
 from bot.i18n import t
 from bot.job_types import JobSpec
 from bot.render import format_seconds
+from pipelines.types import GenerationRequest
+from quotas import Mode
 
 if TYPE_CHECKING:
     from bot.app import SongeBot
@@ -68,8 +67,11 @@ async def sync_premium(bot: SongeBot, interaction: discord.Interaction) -> None:
     """Discord premium: the user's active entitlement to a configured SKU sets their plan."""
     if not bot.settings.sku_plans:
         return
-    plans = [bot.settings.sku_plans[e.sku_id] for e in interaction.entitlements
-             if e.sku_id in bot.settings.sku_plans and not e.is_expired()]
+    plans = [
+        bot.settings.sku_plans[e.sku_id]
+        for e in interaction.entitlements
+        if e.sku_id in bot.settings.sku_plans and not e.is_expired()
+    ]
     await bot.store.sync_entitlement(interaction.user.id, plans[0] if plans else None)
 
 

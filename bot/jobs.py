@@ -16,6 +16,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.files import ImageFiles
+from bot.job_types import (
+    Accepted,
+    DeliveryError,
+    Envelope,
+    Job,
+    JobSpec,
+    Presenter,
+    ProgressState,
+    QueueRefused,
+    Running,
+    StoredResult,
+    Waiting,
+)
 from pipelines.errors import PipelineError
 from pipelines.queue import GenerationQueue
 from pipelines.types import (
@@ -32,21 +46,6 @@ from pipelines.types import (
     Started,
 )
 from quotas import JobStatus, JobTicket, Mode, QuotaStore
-
-from bot.files import ImageFiles
-from bot.job_types import (
-    Accepted,
-    DeliveryError,
-    Envelope,
-    Job,
-    JobSpec,
-    Presenter,
-    ProgressState,
-    QueueRefused,
-    Running,
-    StoredResult,
-    Waiting,
-)
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +140,14 @@ class JobService:
         self._watch(job)
         try:
             await self.queue.submit(_effective(request, reservation.mode, reservation.relax_delay_seconds))
-        except (PipelineError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, PipelineError, OSError) as exc:
             log.warning("job=%s user=%s queue refused: %s", request.job_id, request.user_id, exc)
             self._unwatch(request.job_id)
             await self._end(job, kind=FailureKind.INTERNAL, message="queue unavailable", reason="queue unavailable")
             raise QueueRefused(str(exc)) from exc
-        log.info("job=%s user=%s kind=%s mode=%s accepted", request.job_id, request.user_id, spec.kind, reservation.mode)
+        log.info(
+            "job=%s user=%s kind=%s mode=%s accepted", request.job_id, request.user_id, spec.kind, reservation.mode
+        )
         return Accepted(request.job_id, reservation, message_id)
 
     async def cancel(self, job_id: str) -> bool:
@@ -227,7 +228,7 @@ class JobService:
         """`state` with the queue's current wait estimate (a `Queued` event carries the place, not the time)."""
         try:
             position = await self.queue.position(job_id)
-        except (PipelineError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, PipelineError, OSError):
             return state
         return state if position is None else _waiting(position)
 
@@ -268,11 +269,16 @@ class JobService:
                 message_id = await self.presenter.deliver(job, stored, images)
             except DeliveryError as exc:
                 if delay is None:
-                    log.error("job=%s user=%s result not delivered (%s); kept for the next start",
-                              job.job_id, job.user_id, exc)
+                    log.error(
+                        "job=%s user=%s result not delivered (%s); kept for the next start",
+                        job.job_id,
+                        job.user_id,
+                        exc,
+                    )
                     return
-                log.warning("job=%s user=%s result not delivered (%s); again in %.0f s", job.job_id, job.user_id, exc,
-                            delay)
+                log.warning(
+                    "job=%s user=%s result not delivered (%s); again in %.0f s", job.job_id, job.user_id, exc, delay
+                )
                 await asyncio.sleep(delay)
             else:
                 await self.store.mark_delivered(job.job_id, message_id=message_id)
@@ -309,7 +315,7 @@ class JobService:
             try:
                 await self.queue.submit(_effective(job.envelope.request, mode, 0.0))
                 resubmitted += 1
-            except (PipelineError, OSError, asyncio.TimeoutError):
+            except (TimeoutError, PipelineError, OSError):
                 self._unwatch(job.job_id)
                 await self._end(job, kind=FailureKind.INTERNAL, message="queue unavailable", reason="restart")
                 refunded += 1
@@ -354,7 +360,7 @@ class JobService:
                     await self.queue.submit(_effective(job.envelope.request, record.mode, 0.0))
                     resent += 1
                     continue
-                except (PipelineError, OSError, asyncio.TimeoutError):
+                except (TimeoutError, PipelineError, OSError):
                     self._unwatch(job.job_id)
                     await self._end(job, kind=FailureKind.INTERNAL, message="queue unavailable", reason="reconcile")
                     refunded += 1
@@ -366,8 +372,12 @@ class JobService:
             watch = self._watches.pop(record.job_id, None)
             if watch is not None and watch.task is not None:
                 watch.task.cancel()
-            await self._end(watch.job if watch else Job(record, Envelope.loads(record.request)),
-                            kind=FailureKind.INTERNAL, message="deadline", reason="deadline")
+            await self._end(
+                watch.job if watch else Job(record, Envelope.loads(record.request)),
+                kind=FailureKind.INTERNAL,
+                message="deadline",
+                reason="deadline",
+            )
             refunded += 1
         return resent, refunded
 

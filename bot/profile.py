@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pipelines.presets import resolve_model
-
 from bot.config import Settings
 from bot.requests import ModelProfile
+from pipelines.presets import resolve_model
 
 
 def model_profile(settings: Settings) -> ModelProfile:

@@ -7,10 +7,9 @@ import math
 import secrets
 from dataclasses import dataclass
 
+from bot.parsing import ParsedPrompt
 from pipelines.prompts import guidance_for_stylize
 from pipelines.types import Box, GenerationRequest, Operation
-
-from bot.parsing import ParsedPrompt
 
 MAX_SEED = 2**32 - 1
 
@@ -63,7 +62,9 @@ class RequestFactory:
         source_image: bytes | None = None,
     ) -> GenerationRequest:
         profile = self.profile
-        width, height = size_for_aspect(parsed.aspect or (1, 1), base=profile.base_resolution, multiple=profile.multiple)
+        width, height = size_for_aspect(
+            parsed.aspect or (1, 1), base=profile.base_resolution, multiple=profile.multiple
+        )
         steps = parsed.steps or profile.steps
         if parsed.quality is not None:
             steps = max(1, round(steps * parsed.quality))
@@ -88,7 +89,9 @@ class RequestFactory:
             model=profile.model,
         )
 
-    def for_image(self, source: bytes, size: tuple[int, int], *, job_id: str, user_id: int, prompt: str = "") -> GenerationRequest:
+    def for_image(
+        self, source: bytes, size: tuple[int, int], *, job_id: str, user_id: int, prompt: str = ""
+    ) -> GenerationRequest:
         """A parent request for an image that came from outside (an attachment to /upscale)."""
         profile = self.profile
         width, height = (max(profile.multiple, side // profile.multiple * profile.multiple) for side in size)

@@ -320,8 +320,9 @@ COMMANDS: dict[str, Command] = {
     "upscale": Command("an image at twice its size", _upscale_arguments, _upscale),
     "vary": Command("four variations of an image", _vary_arguments, _vary),
     "zoom": Command("zoom out: the image smaller, new surroundings painted around it", _zoom_arguments, _zoom),
-    "worker": Command("serve jobs from a NATS JetStream server (a GPU worker of a scaled-out bot)",
-                      _worker_arguments, _worker),
+    "worker": Command(
+        "serve jobs from a NATS JetStream server (a GPU worker of a scaled-out bot)", _worker_arguments, _worker
+    ),
 }
 DEFAULT_COMMAND = "imagine"
 

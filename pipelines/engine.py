@@ -7,8 +7,9 @@ thread. `pipelines.diffusers_engine.DiffusersEngine` is the real one; `FakeEngin
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from PIL import Image
 

@@ -8,8 +8,8 @@ serialised (see `pipelines.codec`) and compared in tests.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 
 class Lane(str, enum.Enum):
@@ -176,7 +176,7 @@ class Cancelled:
     job_id: str
 
 
-JobEvent = Union[Queued, Started, Progressed, Finished, Failed, Cancelled]
+JobEvent = Queued | Started | Progressed | Finished | Failed | Cancelled
 TERMINAL_EVENTS = (Finished, Failed, Cancelled)
 
 EventSink = Callable[[JobEvent], None]

@@ -19,9 +19,16 @@ from quotas.models import FREE_PLAN, AccountView, AuditEntry, JobStatus, LedgerK
 from quotas.units import to_dt, to_ms, to_seconds, to_ts
 
 _PLAN_TYPES: dict[str, type | tuple[type, ...]] = {
-    "fast_seconds": (int, float), "daily_topup_seconds": (int, float), "renewal": (str, Renewal),
-    "relax_allowed": bool, "turbo_allowed": bool, "private_allowed": bool, "max_concurrent_fast": int, "max_concurrent_relax": int,
-    "max_queued": int, "rank": int,
+    "fast_seconds": (int, float),
+    "daily_topup_seconds": (int, float),
+    "renewal": (str, Renewal),
+    "relax_allowed": bool,
+    "turbo_allowed": bool,
+    "private_allowed": bool,
+    "max_concurrent_fast": int,
+    "max_concurrent_relax": int,
+    "max_queued": int,
+    "rank": int,
 }
 
 
@@ -35,23 +42,43 @@ class AdminMixin(StoreBase):
             account = books.account(user_id)
             amount = to_ms(seconds)
             if amount > 0:
-                books.post(account, LedgerKind.GRANT, extra_ms=amount, key=unique_key(LedgerKind.GRANT),
-                           reason=reason, operator_id=operator_id)
+                books.post(
+                    account,
+                    LedgerKind.GRANT,
+                    extra_ms=amount,
+                    key=unique_key(LedgerKind.GRANT),
+                    reason=reason,
+                    operator_id=operator_id,
+                )
             elif amount < 0:
                 from_extra = min(account.extra_ms, -amount)
                 from_plan = min(account.plan_ms, -amount - from_extra)
                 amount = -(from_extra + from_plan)
                 if amount:
-                    books.post(account, LedgerKind.ADJUST, plan_ms=-from_plan, extra_ms=-from_extra,
-                               key=unique_key(LedgerKind.ADJUST), reason=reason, operator_id=operator_id)
-            books.audit("grant", operator_id=operator_id, user_id=user_id, asked=seconds,
-                        applied=to_seconds(amount), reason=reason)
+                    books.post(
+                        account,
+                        LedgerKind.ADJUST,
+                        plan_ms=-from_plan,
+                        extra_ms=-from_extra,
+                        key=unique_key(LedgerKind.ADJUST),
+                        reason=reason,
+                        operator_id=operator_id,
+                    )
+            books.audit(
+                "grant",
+                operator_id=operator_id,
+                user_id=user_id,
+                asked=seconds,
+                applied=to_seconds(amount),
+                reason=reason,
+            )
             return account_view(books, account)
 
         return await self._books(work)
 
-    async def set_plan(self, user_id: int, plan: str, *, operator_id: int,
-                       until: datetime | None = None) -> AccountView:
+    async def set_plan(
+        self, user_id: int, plan: str, *, operator_id: int, until: datetime | None = None
+    ) -> AccountView:
         """Put the user on `plan` from now (a new period and allowance); it reverts to free after `until`."""
 
         def work(books: Books) -> AccountView:
@@ -75,8 +102,14 @@ class AdminMixin(StoreBase):
             account = books.account(user_id)
             target = to_ms(account.plan.fast_seconds)
             if target != account.plan_ms:
-                books.post(account, LedgerKind.ADJUST, plan_ms=target - account.plan_ms,
-                           key=unique_key(LedgerKind.ADJUST), reason="plan time reset", operator_id=operator_id)
+                books.post(
+                    account,
+                    LedgerKind.ADJUST,
+                    plan_ms=target - account.plan_ms,
+                    key=unique_key(LedgerKind.ADJUST),
+                    reason="plan time reset",
+                    operator_id=operator_id,
+                )
             account.period_total_ms = target
             account.relax_ms = 0
             books.save(account)
@@ -112,8 +145,9 @@ class AdminMixin(StoreBase):
         """
 
         def work(books: Books) -> None:
-            row = books.conn.execute("SELECT plan, entitled_plan FROM accounts WHERE user_id = ?",
-                                     (user_id,)).fetchone()
+            row = books.conn.execute(
+                "SELECT plan, entitled_plan FROM accounts WHERE user_id = ?", (user_id,)
+            ).fetchone()
             current = (None, None) if row is None else (row["plan"], row["entitled_plan"])
             if plan is None and current[1] is None or plan is not None and current == (plan, plan):
                 return
@@ -156,18 +190,26 @@ class AdminMixin(StoreBase):
         def work(conn: sqlite3.Connection) -> Stats:
             by_status = dict.fromkeys(JobStatus, 0)
             for status, count in conn.execute(
-                    "SELECT status, count(*) FROM jobs WHERE created_at >= ? GROUP BY status", (start,)):
+                "SELECT status, count(*) FROM jobs WHERE created_at >= ? GROUP BY status", (start,)
+            ):
                 by_status[JobStatus(status)] = count
             images, gpu_ms, charged_ms = conn.execute(
                 "SELECT coalesce(sum(images) FILTER (WHERE status = 'succeeded'), 0), coalesce(sum(gpu_ms), 0),"
-                " coalesce(sum(charged_ms), 0) FROM jobs WHERE finished_at >= ?", (start,)).fetchone()
+                " coalesce(sum(charged_ms), 0) FROM jobs WHERE finished_at >= ?",
+                (start,),
+            ).fetchone()
             return Stats(
-                since=to_dt(start), jobs_by_status=by_status, images=images, gpu_seconds=to_seconds(gpu_ms),
+                since=to_dt(start),
+                jobs_by_status=by_status,
+                images=images,
+                gpu_seconds=to_seconds(gpu_ms),
                 charged_seconds=to_seconds(charged_ms),
                 users_by_plan=dict(conn.execute("SELECT plan, count(*) FROM accounts GROUP BY plan ORDER BY plan")),
-                active_users=conn.execute("SELECT count(DISTINCT user_id) FROM jobs WHERE created_at >= ?",
-                                          (start,)).fetchone()[0],
-                new_users=conn.execute("SELECT count(*) FROM accounts WHERE created_at >= ?", (start,)).fetchone()[0])
+                active_users=conn.execute(
+                    "SELECT count(DISTINCT user_id) FROM jobs WHERE created_at >= ?", (start,)
+                ).fetchone()[0],
+                new_users=conn.execute("SELECT count(*) FROM accounts WHERE created_at >= ?", (start,)).fetchone()[0],
+            )
 
         return await self._db.read(work)
 
@@ -175,8 +217,16 @@ class AdminMixin(StoreBase):
         """The latest operator actions, newest first."""
 
         def work(conn: sqlite3.Connection) -> list[AuditEntry]:
-            return [AuditEntry(id=row["id"], at=to_dt(row["at"]), operator_id=row["operator_id"], action=row["action"],
-                               user_id=row["user_id"], detail=row["detail"])
-                    for row in conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))]
+            return [
+                AuditEntry(
+                    id=row["id"],
+                    at=to_dt(row["at"]),
+                    operator_id=row["operator_id"],
+                    action=row["action"],
+                    user_id=row["user_id"],
+                    detail=row["detail"],
+                )
+                for row in conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+            ]
 
         return await self._db.read(work)

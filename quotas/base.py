@@ -45,11 +45,23 @@ def account_view(books: Books, account: Account) -> AccountView:
         "SELECT lifetime_images, lifetime_gpu_ms, "
         " (SELECT count(*) FROM jobs WHERE user_id = a.user_id AND status = 'queued') AS queued, "
         " (SELECT count(*) FROM jobs WHERE user_id = a.user_id AND status = 'running') AS running "
-        "FROM accounts AS a WHERE user_id = ?", (account.user_id,)).fetchone()
+        "FROM accounts AS a WHERE user_id = ?",
+        (account.user_id,),
+    ).fetchone()
     return AccountView(
-        user_id=account.user_id, plan=account.plan, mode=default_mode(books.conn, account.user_id, account.plan),
-        fast_remaining=to_seconds(account.plan_ms), fast_period_total=to_seconds(account.period_total_ms),
-        extra_seconds=to_seconds(account.extra_ms), renews_at=maybe_dt(account.renews_at),
-        plan_until=maybe_dt(account.plan_until), lifetime_images=row["lifetime_images"],
-        lifetime_gpu_seconds=to_seconds(row["lifetime_gpu_ms"]), relax_seconds_period=to_seconds(account.relax_ms),
-        queued=row["queued"], running=row["running"], banned=account.banned, ban_reason=account.ban_reason)
+        user_id=account.user_id,
+        plan=account.plan,
+        mode=default_mode(books.conn, account.user_id, account.plan),
+        fast_remaining=to_seconds(account.plan_ms),
+        fast_period_total=to_seconds(account.period_total_ms),
+        extra_seconds=to_seconds(account.extra_ms),
+        renews_at=maybe_dt(account.renews_at),
+        plan_until=maybe_dt(account.plan_until),
+        lifetime_images=row["lifetime_images"],
+        lifetime_gpu_seconds=to_seconds(row["lifetime_gpu_ms"]),
+        relax_seconds_period=to_seconds(account.relax_ms),
+        queued=row["queued"],
+        running=row["running"],
+        banned=account.banned,
+        ban_reason=account.ban_reason,
+    )

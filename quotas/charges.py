@@ -39,9 +39,14 @@ def default_mode(conn: sqlite3.Connection, user_id: int, plan: Plan) -> Mode:
 
 
 def reservation_of(row: sqlite3.Row) -> Reservation:
-    return Reservation(row["job_id"], row["user_id"], Mode(row["mode"]),
-                       to_seconds(row["reserved_plan_ms"] + row["reserved_extra_ms"]), bool(row["fell_back"]),
-                       row["relax_delay"])
+    return Reservation(
+        row["job_id"],
+        row["user_id"],
+        Mode(row["mode"]),
+        to_seconds(row["reserved_plan_ms"] + row["reserved_extra_ms"]),
+        bool(row["fell_back"]),
+        row["relax_delay"],
+    )
 
 
 def reserve(books: Books, ticket: JobTicket) -> Reservation:
@@ -58,18 +63,25 @@ def reserve(books: Books, ticket: JobTicket) -> Reservation:
         raise Banned(account.user_id, account.ban_reason)
     mode = ticket.mode or default_mode(conn, ticket.user_id, plan)
     if not plan.allows(mode):
-        raise LaneNotAllowed(mode=mode, plan=plan.name, upgrades=plans.upgrades(
-            conn, plan, relax=mode is Mode.RELAX, turbo=mode is Mode.TURBO))
+        raise LaneNotAllowed(
+            mode=mode,
+            plan=plan.name,
+            upgrades=plans.upgrades(conn, plan, relax=mode is Mode.RELAX, turbo=mode is Mode.TURBO),
+        )
     if plan.name == FREE_PLAN:
         _check_free_use(books, account, ticket)
     cost = estimate_ms(books.seconds_per_unit(), ticket.work_units, mode)
     fell_back = False
     if cost > account.balance_ms:
         if not plan.relax_allowed:
-            raise OutOfFastTime(remaining_seconds=to_seconds(account.balance_ms), needed_seconds=to_seconds(cost),
-                                plan=plan.name, renews_at=maybe_dt(account.renews_at),
-                                fast_would_fit=mode is Mode.TURBO and cost // 2 <= account.balance_ms,
-                                upgrades=plans.upgrades(conn, plan, relax=True))
+            raise OutOfFastTime(
+                remaining_seconds=to_seconds(account.balance_ms),
+                needed_seconds=to_seconds(cost),
+                plan=plan.name,
+                renews_at=maybe_dt(account.renews_at),
+                fast_would_fit=mode is Mode.TURBO and cost // 2 <= account.balance_ms,
+                upgrades=plans.upgrades(conn, plan, relax=True),
+            )
         mode, cost, fell_back = Mode.RELAX, 0, True
     _check_limits(conn, account, mode)
     from_plan = min(account.plan_ms, cost)
@@ -78,12 +90,36 @@ def reserve(books: Books, ticket: JobTicket) -> Reservation:
         "INSERT INTO jobs (job_id, user_id, kind, status, mode, fell_back, relax_delay, request, guild_id, channel_id,"
         " parent_job_id, image_index, work_units, images, period_start, reserved_plan_ms, reserved_extra_ms,"
         " created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (ticket.job_id, ticket.user_id, ticket.kind, mode.value, int(fell_back), delay, ticket.request,
-         ticket.guild_id, ticket.channel_id, ticket.parent_job_id, ticket.image_index, ticket.work_units,
-         ticket.images, account.period_start, from_plan, cost - from_plan, books.now))
+        (
+            ticket.job_id,
+            ticket.user_id,
+            ticket.kind,
+            mode.value,
+            int(fell_back),
+            delay,
+            ticket.request,
+            ticket.guild_id,
+            ticket.channel_id,
+            ticket.parent_job_id,
+            ticket.image_index,
+            ticket.work_units,
+            ticket.images,
+            account.period_start,
+            from_plan,
+            cost - from_plan,
+            books.now,
+        ),
+    )
     if cost:
-        books.post(account, LedgerKind.RESERVE, plan_ms=-from_plan, extra_ms=-(cost - from_plan),
-                   key=f"reserve:{ticket.job_id}", job_id=ticket.job_id, reason=f"{mode.value} {ticket.kind}")
+        books.post(
+            account,
+            LedgerKind.RESERVE,
+            plan_ms=-from_plan,
+            extra_ms=-(cost - from_plan),
+            key=f"reserve:{ticket.job_id}",
+            job_id=ticket.job_id,
+            reason=f"{mode.value} {ticket.kind}",
+        )
     account.last_job_at = books.now
     books.save(account)
     return Reservation(ticket.job_id, ticket.user_id, mode, to_seconds(cost), fell_back, delay)
@@ -105,8 +141,12 @@ def _check_free_use(books: Books, account: Account, ticket: JobTicket) -> None:
 
 def _check_limits(conn: sqlite3.Connection, account: Account, mode: Mode) -> None:
     """Open (queued or running) jobs: per lane group (fast+turbo, relax) and in all."""
-    counts = {Mode(m): n for m, n in conn.execute(
-        f"SELECT mode, count(*) FROM jobs WHERE user_id = ? AND {_OPEN} GROUP BY mode", (account.user_id,))}
+    counts = {
+        Mode(m): n
+        for m, n in conn.execute(
+            f"SELECT mode, count(*) FROM jobs WHERE user_id = ? AND {_OPEN} GROUP BY mode", (account.user_id,)
+        )
+    }
     lane = counts.get(Mode.RELAX, 0) if mode is Mode.RELAX else counts.get(Mode.FAST, 0) + counts.get(Mode.TURBO, 0)
     plan = account.plan
     if lane >= plan.concurrency_limit(mode):
@@ -119,7 +159,8 @@ def _close(books: Books, job_id: str, status: JobStatus, sets: str, params: tupl
     """Move an open job to `status` (guarded: only from queued/running); None if it was not open."""
     rows = books.conn.execute(
         f"UPDATE jobs SET status = ?, finished_at = ?, {sets} WHERE job_id = ? AND {_OPEN} RETURNING *",
-        (status.value, books.now, *params, job_id)).fetchall()
+        (status.value, books.now, *params, job_id),
+    ).fetchall()
     return rows[0] if rows else None
 
 
@@ -139,8 +180,14 @@ def _expire_stale(books: Books, account: Account, job: sqlite3.Row, plan_ms: int
     """Expire `plan_ms` just returned to the plan bucket if the job was reserved in an earlier period."""
     if plan_ms <= 0 or job["period_start"] >= account.period_start:
         return 0
-    books.post(account, LedgerKind.EXPIRE, plan_ms=-plan_ms, key=f"expire:{job['job_id']}", job_id=job["job_id"],
-               reason="plan time reserved in an earlier period")
+    books.post(
+        account,
+        LedgerKind.EXPIRE,
+        plan_ms=-plan_ms,
+        key=f"expire:{job['job_id']}",
+        job_id=job["job_id"],
+        reason="plan time reserved in an earlier period",
+    )
     return plan_ms
 
 
@@ -170,17 +217,30 @@ def settle(books: Books, job_id: str, gpu_seconds: float, result: str) -> float:
         reason = f"{to_seconds(charged):.3f} s for {gpu_seconds:.3f} GPU s ({mode.value})"
         if unpaid:
             reason += f"; {to_seconds(unpaid):.3f} s over the reservation left unpaid (balance empty)"
-            log.warning("job=%s user=%s ran %.3f s over its reservation with an empty balance", job_id,
-                        job["user_id"], to_seconds(unpaid))
-        books.post(account, LedgerKind.SETTLE, plan_ms=back_plan, extra_ms=back_extra, key=f"settle:{job_id}",
-                   job_id=job_id, reason=reason)
+            log.warning(
+                "job=%s user=%s ran %.3f s over its reservation with an empty balance",
+                job_id,
+                job["user_id"],
+                to_seconds(unpaid),
+            )
+        books.post(
+            account,
+            LedgerKind.SETTLE,
+            plan_ms=back_plan,
+            extra_ms=back_extra,
+            key=f"settle:{job_id}",
+            job_id=job_id,
+            reason=reason,
+        )
     _expire_stale(books, account, job, back_plan)
     relax_ms = gpu_ms if mode is Mode.RELAX else 0
     account.relax_ms += relax_ms
     books.conn.execute("UPDATE jobs SET charged_ms = ?, unpaid_ms = ? WHERE job_id = ?", (charged, unpaid, job_id))
-    books.conn.execute("UPDATE accounts SET lifetime_images = lifetime_images + ?, relax_ms = relax_ms + ?,"
-                       " lifetime_gpu_ms = lifetime_gpu_ms + ? WHERE user_id = ?",
-                       (job["images"], relax_ms, gpu_ms, job["user_id"]))
+    books.conn.execute(
+        "UPDATE accounts SET lifetime_images = lifetime_images + ?, relax_ms = relax_ms + ?,"
+        " lifetime_gpu_ms = lifetime_gpu_ms + ? WHERE user_id = ?",
+        (job["images"], relax_ms, gpu_ms, job["user_id"]),
+    )
     books.learn_seconds_per_unit(gpu_seconds, job["work_units"])
     return to_seconds(charged)
 
@@ -195,8 +255,15 @@ def refund(books: Books, job_id: str, reason: str) -> float:
     account = books.account(job["user_id"])
     plan_held, extra_held = job["reserved_plan_ms"], job["reserved_extra_ms"]
     if plan_held or extra_held:
-        books.post(account, LedgerKind.REFUND, plan_ms=plan_held, extra_ms=extra_held, key=f"refund:{job_id}",
-                   job_id=job_id, reason=reason)
+        books.post(
+            account,
+            LedgerKind.REFUND,
+            plan_ms=plan_held,
+            extra_ms=extra_held,
+            key=f"refund:{job_id}",
+            job_id=job_id,
+            reason=reason,
+        )
     refunded = plan_held + extra_held - _expire_stale(books, account, job, plan_held)
     books.conn.execute("UPDATE jobs SET refunded_ms = ? WHERE job_id = ?", (refunded, job_id))
     return to_seconds(refunded)

@@ -83,8 +83,11 @@ def configure(conn: sqlite3.Connection, *, busy_timeout_seconds: float) -> None:
 def check_integrity(conn: sqlite3.Connection) -> None:
     problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
     if problems != ["ok"]:
-        raise StoreCorrupted("PRAGMA integrity_check failed: " + "; ".join(problems[:5])
-                             + ". Restore the latest backup (see QuotaStore.backup) or repair the file.")
+        raise StoreCorrupted(
+            "PRAGMA integrity_check failed: "
+            + "; ".join(problems[:5])
+            + ". Restore the latest backup (see QuotaStore.backup) or repair the file."
+        )
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -1,18 +1,18 @@
 """Exceptions of the `quotas` package.
 
-    QuotaError
-     ├── Refused              a reserve the user must hear about; each carries the figures for the message
-     │    ├── Banned           .reason
-     │    ├── OutOfFastTime    .remaining_seconds, .needed_seconds, .plan, .renews_at, .fast_would_fit, .upgrades
-     │    ├── LimitReached     .kind ('concurrent' | 'queued'), .limit, .mode
-     │    ├── Cooldown         .retry_after_seconds
-     │    ├── AccountTooNew    .min_days, .eligible_at
-     │    └── LaneNotAllowed   .mode, .plan, .upgrades
-     ├── UnknownJob           .job_id (a bug or a stale button: the job is not in the store)
-     ├── UnknownPlan          .name, .known
-     └── StoreError           the database itself (operator-facing)
-          ├── StoreCorrupted   the file is not a database or fails `PRAGMA integrity_check`
-          └── SchemaTooNew     the file was migrated by a newer Songe
+QuotaError
+ ├── Refused              a reserve the user must hear about; each carries the figures for the message
+ │    ├── Banned           .reason
+ │    ├── OutOfFastTime    .remaining_seconds, .needed_seconds, .plan, .renews_at, .fast_would_fit, .upgrades
+ │    ├── LimitReached     .kind ('concurrent' | 'queued'), .limit, .mode
+ │    ├── Cooldown         .retry_after_seconds
+ │    ├── AccountTooNew    .min_days, .eligible_at
+ │    └── LaneNotAllowed   .mode, .plan, .upgrades
+ ├── UnknownJob           .job_id (a bug or a stale button: the job is not in the store)
+ ├── UnknownPlan          .name, .known
+ └── StoreError           the database itself (operator-facing)
+      ├── StoreCorrupted   the file is not a database or fails `PRAGMA integrity_check`
+      └── SchemaTooNew     the file was migrated by a newer Songe
 """
 
 from __future__ import annotations
@@ -45,10 +45,19 @@ class OutOfFastTime(Refused):
     that include relax mode (the way out besides waiting for `renews_at`).
     """
 
-    def __init__(self, *, remaining_seconds: float, needed_seconds: float, plan: str, renews_at: datetime | None,
-                 fast_would_fit: bool, upgrades: tuple[str, ...]) -> None:
-        super().__init__(f"{remaining_seconds:.1f} s of fast time left, the job needs {needed_seconds:.1f} s "
-                         f"(plan {plan})")
+    def __init__(
+        self,
+        *,
+        remaining_seconds: float,
+        needed_seconds: float,
+        plan: str,
+        renews_at: datetime | None,
+        fast_would_fit: bool,
+        upgrades: tuple[str, ...],
+    ) -> None:
+        super().__init__(
+            f"{remaining_seconds:.1f} s of fast time left, the job needs {needed_seconds:.1f} s (plan {plan})"
+        )
         self.remaining_seconds = remaining_seconds
         self.needed_seconds = needed_seconds
         self.plan = plan
@@ -76,8 +85,10 @@ class Cooldown(Refused):
 
 class AccountTooNew(Refused):
     def __init__(self, *, min_days: int, eligible_at: datetime) -> None:
-        super().__init__(f"the free allowance needs a Discord account older than {min_days} days "
-                         f"(eligible at {eligible_at.isoformat()})")
+        super().__init__(
+            f"the free allowance needs a Discord account older than {min_days} days "
+            f"(eligible at {eligible_at.isoformat()})"
+        )
         self.min_days = min_days
         self.eligible_at = eligible_at
 

@@ -20,15 +20,32 @@ from quotas.units import maybe_dt, to_dt, to_seconds
 
 def record_of(row: sqlite3.Row) -> JobRecord:
     return JobRecord(
-        job_id=row["job_id"], user_id=row["user_id"], kind=row["kind"], status=JobStatus(row["status"]),
-        mode=Mode(row["mode"]), request=row["request"], result=row["result"], guild_id=row["guild_id"],
-        channel_id=row["channel_id"], message_id=row["message_id"], parent_job_id=row["parent_job_id"],
-        image_index=row["image_index"], reserved_seconds=to_seconds(row["reserved_plan_ms"] + row["reserved_extra_ms"]),
-        charged_seconds=to_seconds(row["charged_ms"]), created_at=to_dt(row["created_at"]),
-        finished_at=maybe_dt(row["finished_at"]), delivered=bool(row["delivered"]), work_units=row["work_units"],
-        images=row["images"], fell_back_to_relax=bool(row["fell_back"]), relax_delay_seconds=row["relax_delay"],
+        job_id=row["job_id"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        status=JobStatus(row["status"]),
+        mode=Mode(row["mode"]),
+        request=row["request"],
+        result=row["result"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        message_id=row["message_id"],
+        parent_job_id=row["parent_job_id"],
+        image_index=row["image_index"],
+        reserved_seconds=to_seconds(row["reserved_plan_ms"] + row["reserved_extra_ms"]),
+        charged_seconds=to_seconds(row["charged_ms"]),
+        created_at=to_dt(row["created_at"]),
+        finished_at=maybe_dt(row["finished_at"]),
+        delivered=bool(row["delivered"]),
+        work_units=row["work_units"],
+        images=row["images"],
+        fell_back_to_relax=bool(row["fell_back"]),
+        relax_delay_seconds=row["relax_delay"],
         gpu_seconds=None if row["gpu_ms"] is None else to_seconds(row["gpu_ms"]),
-        unpaid_seconds=to_seconds(row["unpaid_ms"]), started_at=maybe_dt(row["started_at"]), failure=row["failure"])
+        unpaid_seconds=to_seconds(row["unpaid_ms"]),
+        started_at=maybe_dt(row["started_at"]),
+        failure=row["failure"],
+    )
 
 
 class JobsMixin(StoreBase):
@@ -58,22 +75,28 @@ class JobsMixin(StoreBase):
     async def mark_running(self, job_id: str) -> None:
         """A queued job started on the GPU (no-op for a job already running or finished)."""
         ts = self._ts(None)
-        await self._db.write(lambda conn: self._update_job(
-            conn, job_id, "status = 'running', started_at = ?", (ts,), where="AND status = 'queued'"))
+        await self._db.write(
+            lambda conn: self._update_job(
+                conn, job_id, "status = 'running', started_at = ?", (ts,), where="AND status = 'queued'"
+            )
+        )
 
     async def set_message(self, job_id: str, *, channel_id: int, message_id: int) -> None:
         """Where the job's progress and result message lives."""
-        await self._db.write(lambda conn: self._update_job(
-            conn, job_id, "channel_id = ?, message_id = ?", (channel_id, message_id)))
+        await self._db.write(
+            lambda conn: self._update_job(conn, job_id, "channel_id = ?, message_id = ?", (channel_id, message_id))
+        )
 
     async def mark_delivered(self, job_id: str, *, message_id: int) -> None:
         """The result was posted in `message_id`."""
-        await self._db.write(lambda conn: self._update_job(
-            conn, job_id, "delivered = 1, message_id = ?", (message_id,)))
+        await self._db.write(
+            lambda conn: self._update_job(conn, job_id, "delivered = 1, message_id = ?", (message_id,))
+        )
 
     @staticmethod
-    def _update_job(conn: sqlite3.Connection, job_id: str, sets: str, params: tuple[object, ...],
-                    *, where: str = "") -> None:
+    def _update_job(
+        conn: sqlite3.Connection, job_id: str, sets: str, params: tuple[object, ...], *, where: str = ""
+    ) -> None:
         if conn.execute(f"UPDATE jobs SET {sets} WHERE job_id = ? {where}", (*params, job_id)).rowcount:
             return
         if conn.execute("SELECT 1 FROM jobs WHERE job_id = ?", (job_id,)).fetchone() is None:
@@ -101,8 +124,9 @@ class JobsMixin(StoreBase):
 
     async def recent_jobs(self, user_id: int, *, limit: int = 25) -> list[JobRecord]:
         """The user's latest jobs, newest first."""
-        return await self._select("SELECT * FROM jobs WHERE user_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                                  (user_id, limit))
+        return await self._select(
+            "SELECT * FROM jobs WHERE user_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?", (user_id, limit)
+        )
 
     async def _select(self, sql: str, params: tuple[object, ...] = ()) -> list[JobRecord]:
         return await self._db.read(lambda conn: [record_of(row) for row in conn.execute(sql, params)])

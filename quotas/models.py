@@ -89,16 +89,24 @@ class QuotaSettings:
     busy_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("free_trial_seconds", "free_daily_topup_seconds", "free_cooldown_seconds",
-                     "min_account_age_days", "relax_free_seconds", "relax_delay_per_hour",
-                     "relax_max_delay_seconds", "busy_timeout_seconds"):
+        for name in (
+            "free_trial_seconds",
+            "free_daily_topup_seconds",
+            "free_cooldown_seconds",
+            "min_account_age_days",
+            "relax_free_seconds",
+            "relax_delay_per_hour",
+            "relax_max_delay_seconds",
+            "busy_timeout_seconds",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"QuotaSettings.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.default_seconds_per_unit <= 0:
             raise ValueError(f"QuotaSettings.default_seconds_per_unit must be > 0, got {self.default_seconds_per_unit}")
         if not 0 < self.seconds_per_unit_weight <= 1:
-            raise ValueError(f"QuotaSettings.seconds_per_unit_weight must be in (0, 1], "
-                             f"got {self.seconds_per_unit_weight}")
+            raise ValueError(
+                f"QuotaSettings.seconds_per_unit_weight must be in (0, 1], got {self.seconds_per_unit_weight}"
+            )
 
     def relax_delay(self, relax_seconds_used: float) -> float:
         """Seconds a relax job waits before it may start, given the user's relax GPU use this period.
@@ -130,8 +138,13 @@ class Plan:
         if not self.name or not self.name.isidentifier():
             raise ValueError(f"plan name must be a short identifier, got {self.name!r}")
         object.__setattr__(self, "renewal", Renewal(self.renewal))
-        for name in ("fast_seconds", "daily_topup_seconds", "max_concurrent_fast", "max_concurrent_relax",
-                     "max_queued"):
+        for name in (
+            "fast_seconds",
+            "daily_topup_seconds",
+            "max_concurrent_fast",
+            "max_concurrent_relax",
+            "max_queued",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"plan {self.name}: {name} must be >= 0, got {getattr(self, name)!r}")
 

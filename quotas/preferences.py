@@ -10,8 +10,12 @@ from quotas.base import StoreBase
 from quotas.models import GuildPolicy, Mode, Preferences
 
 _PREFERENCE_TYPES: dict[str, tuple[type, ...]] = {
-    "mode": (Mode, str), "aspect": (str, type(None)), "stylize": (int, type(None)), "remix": (bool,),
-    "private": (bool,), "suffix": (str,),
+    "mode": (Mode, str),
+    "aspect": (str, type(None)),
+    "stylize": (int, type(None)),
+    "remix": (bool,),
+    "private": (bool,),
+    "suffix": (str,),
 }
 _POLICY_FLAGS = ("nsfw_in_age_restricted", "author_only_buttons")
 
@@ -31,8 +35,11 @@ def _checked(changes: dict[str, Any], types: dict[str, tuple[type, ...]], what: 
 def _upsert(conn: sqlite3.Connection, table: str, key: str, key_value: int, columns: dict[str, object]) -> None:
     names = list(columns)
     updates = ", ".join(f"{n} = excluded.{n}" for n in names) or f"{key} = excluded.{key}"
-    conn.execute(f"INSERT INTO {table} ({', '.join([key, *names])}) VALUES ({', '.join('?' * (len(names) + 1))}) "
-                 f"ON CONFLICT ({key}) DO UPDATE SET {updates}", (key_value, *columns.values()))
+    conn.execute(
+        f"INSERT INTO {table} ({', '.join([key, *names])}) VALUES ({', '.join('?' * (len(names) + 1))}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}",
+        (key_value, *columns.values()),
+    )
 
 
 def _preferences(conn: sqlite3.Connection, user_id: int) -> Preferences:
@@ -40,19 +47,30 @@ def _preferences(conn: sqlite3.Connection, user_id: int) -> Preferences:
     row = conn.execute("SELECT * FROM preferences WHERE user_id = ?", (user_id,)).fetchone()
     if row is None:
         return Preferences(options=options)
-    return Preferences(mode=Mode(row["mode"]), aspect=row["aspect"], stylize=row["stylize"], remix=bool(row["remix"]),
-                       private=bool(row["private"]), suffix=row["suffix"], options=options)
+    return Preferences(
+        mode=Mode(row["mode"]),
+        aspect=row["aspect"],
+        stylize=row["stylize"],
+        remix=bool(row["remix"]),
+        private=bool(row["private"]),
+        suffix=row["suffix"],
+        options=options,
+    )
 
 
 def _policy(conn: sqlite3.Connection, guild_id: int) -> GuildPolicy:
-    channels = frozenset(c for (c,) in conn.execute("SELECT channel_id FROM guild_channels WHERE guild_id = ?",
-                                                     (guild_id,)))
+    channels = frozenset(
+        c for (c,) in conn.execute("SELECT channel_id FROM guild_channels WHERE guild_id = ?", (guild_id,))
+    )
     row = conn.execute("SELECT * FROM guild_policies WHERE guild_id = ?", (guild_id,)).fetchone()
     if row is None:
         return GuildPolicy(guild_id=guild_id, allowed_channel_ids=channels)
-    return GuildPolicy(guild_id=guild_id, allowed_channel_ids=channels,
-                       nsfw_in_age_restricted=bool(row["nsfw_in_age_restricted"]),
-                       author_only_buttons=bool(row["author_only_buttons"]))
+    return GuildPolicy(
+        guild_id=guild_id,
+        allowed_channel_ids=channels,
+        nsfw_in_age_restricted=bool(row["nsfw_in_age_restricted"]),
+        author_only_buttons=bool(row["author_only_buttons"]),
+    )
 
 
 class PreferencesMixin(StoreBase):
@@ -82,8 +100,11 @@ class PreferencesMixin(StoreBase):
             if value is None:
                 conn.execute("DELETE FROM options WHERE user_id = ? AND name = ?", (user_id, name))
             else:
-                conn.execute("INSERT INTO options (user_id, name, value) VALUES (?, ?, ?) "
-                             "ON CONFLICT (user_id, name) DO UPDATE SET value = excluded.value", (user_id, name, value))
+                conn.execute(
+                    "INSERT INTO options (user_id, name, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (user_id, name) DO UPDATE SET value = excluded.value",
+                    (user_id, name, value),
+                )
 
         await self._db.write(work)
 
@@ -104,8 +125,9 @@ class PreferencesMixin(StoreBase):
             _upsert(conn, "guild_policies", "guild_id", guild_id, columns)
             if channels is not None:
                 conn.execute("DELETE FROM guild_channels WHERE guild_id = ?", (guild_id,))
-                conn.executemany("INSERT INTO guild_channels (guild_id, channel_id) VALUES (?, ?)",
-                                 [(guild_id, c) for c in channels])
+                conn.executemany(
+                    "INSERT INTO guild_channels (guild_id, channel_id) VALUES (?, ?)", [(guild_id, c) for c in channels]
+                )
             return _policy(conn, guild_id)
 
         return await self._db.write(work)

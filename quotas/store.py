@@ -65,21 +65,38 @@ class QuotaStore(JobsMixin, AdminMixin, PreferencesMixin):
         def work(conn: sqlite3.Connection) -> list[LedgerEntry]:
             rows = conn.execute(
                 "SELECT * FROM (SELECT *, sum(plan_ms + extra_ms) OVER (ORDER BY id) AS balance_after_ms"
-                " FROM ledger WHERE user_id = ?) ORDER BY id DESC LIMIT ?", (user_id, limit))
-            return [LedgerEntry(id=row["id"], at=to_dt(row["at"]), kind=LedgerKind(row["kind"]),
-                                seconds=to_seconds(row["plan_ms"] + row["extra_ms"]),
-                                balance_after=to_seconds(row["balance_after_ms"]), job_id=row["job_id"],
-                                reason=row["reason"], operator_id=row["operator_id"],
-                                plan_seconds=to_seconds(row["plan_ms"]), extra_seconds=to_seconds(row["extra_ms"]))
-                    for row in rows]
+                " FROM ledger WHERE user_id = ?) ORDER BY id DESC LIMIT ?",
+                (user_id, limit),
+            )
+            return [
+                LedgerEntry(
+                    id=row["id"],
+                    at=to_dt(row["at"]),
+                    kind=LedgerKind(row["kind"]),
+                    seconds=to_seconds(row["plan_ms"] + row["extra_ms"]),
+                    balance_after=to_seconds(row["balance_after_ms"]),
+                    job_id=row["job_id"],
+                    reason=row["reason"],
+                    operator_id=row["operator_id"],
+                    plan_seconds=to_seconds(row["plan_ms"]),
+                    extra_seconds=to_seconds(row["extra_ms"]),
+                )
+                for row in rows
+            ]
 
         return await self._db.read(work)
 
     async def verify(self) -> list[int]:
         """Users whose balance columns differ from the sums of their ledger rows (always empty, unless the
         file was edited by hand)."""
-        return await self._db.read(lambda conn: [user for (user,) in conn.execute(
-            "SELECT a.user_id FROM accounts AS a LEFT JOIN (SELECT user_id, sum(plan_ms) AS p, sum(extra_ms) AS e"
-            " FROM ledger GROUP BY user_id) AS l USING (user_id)"
-            " WHERE a.plan_ms != coalesce(l.p, 0) OR a.extra_ms != coalesce(l.e, 0)")])
-
+        return await self._db.read(
+            lambda conn: [
+                user
+                for (user,) in conn.execute(
+                    "SELECT a.user_id FROM accounts AS a LEFT JOIN"
+                    " (SELECT user_id, sum(plan_ms) AS p, sum(extra_ms) AS e FROM ledger GROUP BY user_id) AS l"
+                    " USING (user_id)"
+                    " WHERE a.plan_ms != coalesce(l.p, 0) OR a.extra_ms != coalesce(l.e, 0)"
+                )
+            ]
+        )

@@ -8,11 +8,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from quotas import AccountView, Mode
-
 from bot.i18n import t
 from bot.interactions import locale_of
 from bot.render import format_seconds
+from quotas import AccountView, Mode
 
 if TYPE_CHECKING:
     from bot.app import SongeBot
@@ -83,10 +82,14 @@ class Account(commands.Cog):
         account = await self.bot.store.account(interaction.user.id)
         locale = locale_of(interaction)
         if mode is Mode.RELAX and not account.plan.relax_allowed:
-            await interaction.edit_original_response(content=t("mode.relax_not_in_plan", locale, plan=account.plan.name))
+            await interaction.edit_original_response(
+                content=t("mode.relax_not_in_plan", locale, plan=account.plan.name)
+            )
             return
         if mode is Mode.TURBO and not account.plan.turbo_allowed:
-            await interaction.edit_original_response(content=t("mode.turbo_not_in_plan", locale, plan=account.plan.name))
+            await interaction.edit_original_response(
+                content=t("mode.turbo_not_in_plan", locale, plan=account.plan.name)
+            )
             return
         await self.bot.store.set_mode(interaction.user.id, mode)
         await interaction.edit_original_response(content=t(f"mode.set_{mode.value}", locale))

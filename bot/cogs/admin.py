@@ -7,14 +7,12 @@ Discord's `default_permissions` shows.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
-
-from quotas import AccountView, Stats
 
 from bot.cogs.account import info_text
 from bot.errors import SongeError
@@ -22,6 +20,7 @@ from bot.guards import check_operator
 from bot.i18n import t
 from bot.interactions import locale_of
 from bot.render import format_seconds
+from quotas import AccountView, Stats
 
 if TYPE_CHECKING:
     from bot.app import SongeBot
@@ -41,7 +40,7 @@ PLAN_FIELDS = (
 def parse_date(text: str) -> datetime:
     """`YYYY-MM-DD` (UTC) for plan end dates."""
     try:
-        return datetime.strptime(text.strip(), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        return datetime.strptime(text.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise SongeError("error.date_format") from None
 
@@ -72,12 +71,28 @@ def parse_plan_value(field: str, raw: str) -> object:
 
 def stats_text(stats: Stats, *, days: int, depth: int, locale: str) -> str:
     """/admin stats: jobs by status, images, GPU time, users by plan, and the queue now."""
-    jobs = ", ".join(f"{count} {t('job.status.' + status.value, locale)}"
-                     for status, count in stats.jobs_by_status.items() if count) or "0"
+    jobs = (
+        ", ".join(
+            f"{count} {t('job.status.' + status.value, locale)}"
+            for status, count in stats.jobs_by_status.items()
+            if count
+        )
+        or "0"
+    )
     plans = ", ".join(f"{plan} {count}" for plan, count in stats.users_by_plan.items()) or "—"
-    return t("admin.stats", locale, days=days, jobs=jobs, images=stats.images, gpu=format_seconds(stats.gpu_seconds),
-             charged=format_seconds(stats.charged_seconds), active=stats.active_users, new=stats.new_users, plans=plans,
-             depth=depth)
+    return t(
+        "admin.stats",
+        locale,
+        days=days,
+        jobs=jobs,
+        images=stats.images,
+        gpu=format_seconds(stats.gpu_seconds),
+        charged=format_seconds(stats.charged_seconds),
+        active=stats.active_users,
+        new=stats.new_users,
+        plans=plans,
+        depth=depth,
+    )
 
 
 class Admin(commands.GroupCog, group_name="admin", group_description="Operators: quotas, plans and the queue"):
@@ -112,8 +127,11 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Operators:
     @app_commands.describe(hours="Hours of fast time (negative to remove)", reason="Why (kept in the ledger)")
     async def grant(self, interaction: discord.Interaction, user: discord.User, hours: float, reason: str) -> None:
         account = await self.bot.store.grant(user.id, hours * 3600, operator_id=interaction.user.id, reason=reason)
-        await self._show(interaction, account, t("admin.granted", locale_of(interaction), user=user.mention,
-                                                 amount=format_seconds(abs(hours) * 3600)))
+        await self._show(
+            interaction,
+            account,
+            t("admin.granted", locale_of(interaction), user=user.mention, amount=format_seconds(abs(hours) * 3600)),
+        )
 
     @app_commands.command(name="plan", description="Set a user's plan, optionally until a date")
     @app_commands.describe(until="Last day of the plan, YYYY-MM-DD (optional)")
@@ -122,7 +140,9 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Operators:
     ) -> None:
         end = parse_date(until) + timedelta(days=1) if until else None
         account = await self.bot.store.set_plan(user.id, plan, operator_id=interaction.user.id, until=end)
-        await self._show(interaction, account, t("admin.plan_set", locale_of(interaction), user=user.mention, plan=plan))
+        await self._show(
+            interaction, account, t("admin.plan_set", locale_of(interaction), user=user.mention, plan=plan)
+        )
 
     @plan.autocomplete("plan")
     async def plan_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -149,9 +169,9 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Operators:
         lines = []
         for p in await self.bot.store.plans():
             lines.append(
-                f"**{p.name}** — {format_seconds(p.fast_seconds)} fast/{p.renewal}, relax {'✓' if p.relax_allowed else '✗'}, "
-                f"turbo {'✓' if p.turbo_allowed else '✗'}, {p.max_concurrent_fast} fast / {p.max_concurrent_relax} relax "
-                f"at once, {p.max_queued} queued"
+                f"**{p.name}** — {format_seconds(p.fast_seconds)} fast/{p.renewal}, "
+                f"relax {'✓' if p.relax_allowed else '✗'}, turbo {'✓' if p.turbo_allowed else '✗'}, "
+                f"{p.max_concurrent_fast} fast / {p.max_concurrent_relax} relax at once, {p.max_queued} queued"
             )
         await self._answer(interaction, "\n".join(lines))
 
@@ -172,7 +192,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Operators:
 
     @app_commands.command(name="stats", description="Jobs, GPU time and users by plan over the last days")
     async def stats(self, interaction: discord.Interaction, days: app_commands.Range[int, 1, 365] = 30) -> None:
-        since = datetime.now(timezone.utc) - timedelta(days=days)
+        since = datetime.now(UTC) - timedelta(days=days)
         stats = await self.bot.store.stats(since=since)
         depth = await self.bot.queue.depth()
         await self._answer(interaction, stats_text(stats, days=days, depth=depth, locale=locale_of(interaction)))
@@ -194,7 +214,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Operators:
         await interaction.response.defer(ephemeral=True, thinking=True)
         folder = self.bot.settings.data_dir / "backups"
         folder.mkdir(mode=0o700, exist_ok=True)
-        dest = folder / f"songe-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.sqlite3"
+        dest = folder / f"songe-{datetime.now(UTC):%Y%m%d-%H%M%S}.sqlite3"
         await self.bot.store.backup(dest)
         await self.bot.store.record_action("backup", operator_id=interaction.user.id, path=str(dest))
         await self._answer(interaction, t("admin.backup", locale_of(interaction), path=str(dest)))

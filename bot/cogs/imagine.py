@@ -8,12 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from quotas import Mode
-
 from bot.guards import check_channel, check_words
 from bot.interactions import read_attachment, spec_for, submit_all
 from bot.job_types import new_job_id
 from bot.parsing import ParseDefaults, format_parameters, parse_aspect, parse_prompt
+from quotas import Mode
 
 if TYPE_CHECKING:
     from bot.app import SongeBot
@@ -56,7 +55,9 @@ class Imagine(commands.Cog):
                     parsed, job_id=new_job_id(), user_id=interaction.user.id, prompt=text, source_image=source
                 )
                 specs.append(
-                    spec_for(interaction, request, kind="imagine", mode=mode, display_prompt=text, parameters=parameters)
+                    spec_for(
+                        interaction, request, kind="imagine", mode=mode, display_prompt=text, parameters=parameters
+                    )
                 )
         await submit_all(bot, interaction, specs)
 

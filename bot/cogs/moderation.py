@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from quotas import Mode
-
 from bot.errors import reply_error
 from bot.guards import check_operator
 from bot.i18n import t
@@ -16,6 +14,7 @@ from bot.interactions import locale_of
 from bot.job_types import JobSpec, new_job_id
 from bot.parsing import format_parameters, parse_prompt
 from bot.render import format_seconds
+from quotas import Mode
 
 if TYPE_CHECKING:
     from bot.app import SongeBot
@@ -40,9 +39,15 @@ class Moderation(commands.Cog):
             request = self.bot.requests.imagine(parsed, job_id=new_job_id(), user_id=user_id, prompt=parsed.prompts[0])
             channel = self.bot.get_channel(channel_id)  # the author's channel, maybe in another server than appeals
             guild_id = channel.guild.id if isinstance(channel, discord.abc.GuildChannel) else None
-            spec = JobSpec(kind="imagine", request=request, channel_id=channel_id, guild_id=guild_id,
-                           mode=Mode(parsed.mode) if parsed.mode else None, display_prompt=parsed.prompts[0],
-                           parameters=format_parameters(parsed))
+            spec = JobSpec(
+                kind="imagine",
+                request=request,
+                channel_id=channel_id,
+                guild_id=guild_id,
+                mode=Mode(parsed.mode) if parsed.mode else None,
+                display_prompt=parsed.prompts[0],
+                parameters=format_parameters(parsed),
+            )
             accepted = await self.bot.jobs.submit(spec)
             await self._close(interaction, t("appeal.allowed", None, operator=f"<@{interaction.user.id}>"))
             await interaction.edit_original_response(

@@ -6,14 +6,11 @@ import asyncio
 import dataclasses
 import io
 import logging
-from typing import TYPE_CHECKING, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
-
-from pipelines.operations import make_square_canvas, pan_canvas, zoom_out_canvas
-from pipelines.types import Box, GenerationRequest
-from quotas import JobRecord, JobStatus
 
 from bot.errors import NotAllowedHere, SongeError, reply_error
 from bot.guards import check_button, check_words
@@ -22,6 +19,9 @@ from bot.interactions import locale_of, spec_for, submit_all
 from bot.job_types import Envelope, StoredResult, new_job_id
 from bot.views.buttons import single_view
 from bot.views.modals import PromptModal, RegionModal, ZoomModal
+from pipelines.operations import make_square_canvas, pan_canvas, zoom_out_canvas
+from pipelines.types import Box, GenerationRequest
+from quotas import JobRecord, JobStatus
 
 if TYPE_CHECKING:
     from bot.app import SongeBot
@@ -91,8 +91,13 @@ class Results(commands.Cog):
         """U1-U4: the chosen image alone, at full size, with every single-image button."""
         data = await self._source(record, index)
         envelope = Envelope.loads(record.request)
-        content = t("result.single", locale_of(interaction), index=index, user=f"<@{interaction.user.id}>",
-                    prompt=discord.utils.escape_markdown(envelope.display_prompt)[:1500])
+        content = t(
+            "result.single",
+            locale_of(interaction),
+            index=index,
+            user=f"<@{interaction.user.id}>",
+            prompt=discord.utils.escape_markdown(envelope.display_prompt)[:1500],
+        )
         await interaction.response.send_message(
             content,
             file=discord.File(io.BytesIO(data), filename=f"songe_{record.job_id[:12]}_{index}.png"),
@@ -173,8 +178,9 @@ class Results(commands.Cog):
     ) -> None:
         source = await self._source(record, index)
         parent = _sized(envelope.request, record)
-        request = self.bot.requests.upscale(parent, source, job_id=new_job_id(), user_id=interaction.user.id,
-                                            creative=creative)
+        request = self.bot.requests.upscale(
+            parent, source, job_id=new_job_id(), user_id=interaction.user.id, creative=creative
+        )
         await self._submit(interaction, record, envelope, request, kind="upscale", index=index)
 
     async def _outpaint(
@@ -213,7 +219,9 @@ class Results(commands.Cog):
         canvas = zoom_out_canvas(parent.width, parent.height, factor, **self._canvas_limits())
         await self._outpaint(interaction, record, envelope, index, canvas, "zoom", prompt)
 
-    async def _square(self, interaction: discord.Interaction, record: JobRecord, envelope: Envelope, index: int) -> None:
+    async def _square(
+        self, interaction: discord.Interaction, record: JobRecord, envelope: Envelope, index: int
+    ) -> None:
         parent = _sized(envelope.request, record)
         canvas = make_square_canvas(parent.width, parent.height, **self._canvas_limits())
         await self._outpaint(interaction, record, envelope, index, canvas, "square")
@@ -233,35 +241,47 @@ class Results(commands.Cog):
 
     # -- modals -----------------------------------------------------------------------------
 
-    async def _ask_remix(self, interaction: discord.Interaction, record: JobRecord, envelope: Envelope, index: int) -> None:
+    async def _ask_remix(
+        self, interaction: discord.Interaction, record: JobRecord, envelope: Envelope, index: int
+    ) -> None:
         async def done(modal_interaction: discord.Interaction, prompt: str) -> None:
             check_words(self.bot, prompt)
             await self._vary(modal_interaction, record, envelope, index, VARY_STRONG_STRENGTH, prompt=prompt)
 
         await interaction.response.send_modal(PromptModal(locale_of(interaction), envelope.request.prompt, done, self))
 
-    async def _ask_zoom(self, interaction: discord.Interaction, record: JobRecord, envelope: Envelope, index: int) -> None:
+    async def _ask_zoom(
+        self, interaction: discord.Interaction, record: JobRecord, envelope: Envelope, index: int
+    ) -> None:
         async def done(modal_interaction: discord.Interaction, prompt: str, factor: float) -> None:
             check_words(self.bot, prompt)
             await self._zoom(modal_interaction, record, envelope, index, factor, prompt=prompt)
 
         await interaction.response.send_modal(ZoomModal(locale_of(interaction), envelope.request.prompt, done, self))
 
-    async def _ask_region(self, interaction: discord.Interaction, record: JobRecord, envelope: Envelope, index: int) -> None:
+    async def _ask_region(
+        self, interaction: discord.Interaction, record: JobRecord, envelope: Envelope, index: int
+    ) -> None:
         parent = _sized(envelope.request, record)
 
-        async def done(modal_interaction: discord.Interaction, prompt: str, box: tuple[float, float, float, float]) -> None:
+        async def done(
+            modal_interaction: discord.Interaction, prompt: str, box: tuple[float, float, float, float]
+        ) -> None:
             check_words(self.bot, prompt)
             left, top, right, bottom = box
             region = Box(
-                int(parent.width * left), int(parent.height * top), int(parent.width * right), int(parent.height * bottom)
+                int(parent.width * left),
+                int(parent.height * top),
+                int(parent.width * right),
+                int(parent.height * bottom),
             )
             source = await self._source(record, index)
             request = self.bot.requests.inpaint(
                 parent, source, job_id=new_job_id(), user_id=modal_interaction.user.id, region=region, prompt=prompt
             )
-            await self._submit(modal_interaction, record, envelope, request, kind="region", index=index,
-                               display_prompt=prompt)
+            await self._submit(
+                modal_interaction, record, envelope, request, kind="region", index=index, display_prompt=prompt
+            )
 
         await interaction.response.send_modal(RegionModal(locale_of(interaction), envelope.request.prompt, done, self))
 

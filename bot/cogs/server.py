@@ -44,7 +44,9 @@ class Server(commands.GroupCog, group_name="server", group_description="Server m
         )
         await interaction.response.send_message(f"{t(header_key, locale)}\n{text}", ephemeral=True)
 
-    @app_commands.command(name="channel-allow", description="Let Songe answer in this channel (then only in allowed ones)")
+    @app_commands.command(
+        name="channel-allow", description="Let Songe answer in this channel (then only in allowed ones)"
+    )
     async def channel_allow(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         policy = await self.bot.store.guild_policy(interaction.guild_id or 0)
         await self.bot.store.update_guild_policy(

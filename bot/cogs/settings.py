@@ -10,8 +10,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from quotas import JobStatus, Mode
-
 from bot.errors import SongeError, reply_error
 from bot.guards import check_channel
 from bot.i18n import t
@@ -20,6 +18,7 @@ from bot.job_types import Envelope, StoredResult
 from bot.parsing import check_option_name, check_options
 from bot.render import compose_grid
 from bot.views.buttons import grid_view, single_view
+from quotas import JobStatus, Mode
 
 if TYPE_CHECKING:
     from bot.app import SongeBot
@@ -42,7 +41,8 @@ class SettingsView(discord.ui.View):
             row=0,
         )
         self.aspect: discord.ui.Select[Any] = discord.ui.Select(
-            placeholder=t("settings.aspect", locale), options=[discord.SelectOption(label=a, value=a) for a in ASPECTS],
+            placeholder=t("settings.aspect", locale),
+            options=[discord.SelectOption(label=a, value=a) for a in ASPECTS],
             row=1,
         )
         self.stylize: discord.ui.Select[Any] = discord.ui.Select(
@@ -69,7 +69,9 @@ class SettingsView(discord.ui.View):
     async def on_mode(self, interaction: discord.Interaction) -> None:
         mode = Mode(self.mode.values[0])
         account = await self.bot.store.account(self.owner_id)
-        if (mode is Mode.RELAX and not account.plan.relax_allowed) or (mode is Mode.TURBO and not account.plan.turbo_allowed):
+        if (mode is Mode.RELAX and not account.plan.relax_allowed) or (
+            mode is Mode.TURBO and not account.plan.turbo_allowed
+        ):
             raise SongeError("mode.not_in_plan", mode=mode.value, plan=account.plan.name)
         await self.bot.store.set_mode(self.owner_id, mode)
         await self.refresh(interaction)
@@ -125,8 +127,9 @@ class Settings(commands.Cog):
     async def settings(self, interaction: discord.Interaction) -> None:
         locale = locale_of(interaction)
         text = await settings_text(self.bot, interaction.user.id, locale)
-        await interaction.response.send_message(text, view=SettingsView(self.bot, interaction.user.id, locale),
-                                                ephemeral=True)
+        await interaction.response.send_message(
+            text, view=SettingsView(self.bot, interaction.user.id, locale), ephemeral=True
+        )
 
     @prefer.command(name="suffix", description="Parameters added to every prompt that lacks them (empty to clear)")
     @app_commands.describe(text="Parameters only, e.g. --ar 3:2 --s 250")
@@ -134,8 +137,10 @@ class Settings(commands.Cog):
         prefs = await self.bot.store.preferences(interaction.user.id)
         suffix = check_options(text, param="suffix", macros=prefs.options) if text.strip() else ""
         await self.bot.store.update_preferences(interaction.user.id, suffix=suffix)
-        await interaction.response.send_message(t("prefer.suffix_set" if suffix else "prefer.suffix_cleared",
-                                                  locale_of(interaction), suffix=suffix), ephemeral=True)
+        await interaction.response.send_message(
+            t("prefer.suffix_set" if suffix else "prefer.suffix_cleared", locale_of(interaction), suffix=suffix),
+            ephemeral=True,
+        )
 
     @option.command(name="set", description="Make --name stand for some parameters, e.g. --mine = --ar 3:2 --s 250")
     async def option_set(
@@ -144,20 +149,24 @@ class Settings(commands.Cog):
         name = check_option_name(name)
         value = check_options(value)
         await self.bot.store.set_option(interaction.user.id, name, value)
-        await interaction.response.send_message(t("prefer.option_set", locale_of(interaction), name=name,
-                                                  value=value), ephemeral=True)
+        await interaction.response.send_message(
+            t("prefer.option_set", locale_of(interaction), name=name, value=value), ephemeral=True
+        )
 
     @option.command(name="list", description="Your parameter shortcuts")
     async def option_list(self, interaction: discord.Interaction) -> None:
         prefs = await self.bot.store.preferences(interaction.user.id)
-        lines = [f"`--{k}` = `{v}`" for k, v in sorted(prefs.options.items())] or [t("prefer.none", locale_of(interaction))]
+        lines = [f"`--{k}` = `{v}`" for k, v in sorted(prefs.options.items())] or [
+            t("prefer.none", locale_of(interaction))
+        ]
         await interaction.response.send_message("\n".join(lines)[:2000], ephemeral=True)
 
     @option.command(name="delete", description="Remove a parameter shortcut")
     async def option_delete(self, interaction: discord.Interaction, name: str) -> None:
         await self.bot.store.set_option(interaction.user.id, name.strip().lstrip("-").lower(), None)
-        await interaction.response.send_message(t("prefer.option_deleted", locale_of(interaction), name=name),
-                                                ephemeral=True)
+        await interaction.response.send_message(
+            t("prefer.option_deleted", locale_of(interaction), name=name), ephemeral=True
+        )
 
     @app_commands.command(name="show", description="Post an earlier result again, with working buttons")
     async def show(self, interaction: discord.Interaction, job: str) -> None:
@@ -165,8 +174,15 @@ class Settings(commands.Cog):
         job_id = job.strip().lower()
         record = await self.bot.store.job(job_id) if len(job_id) == 32 else None
         if record is None:
-            matches = [r for r in await self.bot.store.recent_jobs(interaction.user.id, limit=100)
-                       if r.job_id.startswith(job_id)] if job_id else []
+            matches = (
+                [
+                    r
+                    for r in await self.bot.store.recent_jobs(interaction.user.id, limit=100)
+                    if r.job_id.startswith(job_id)
+                ]
+                if job_id
+                else []
+            )
             record = matches[0] if len(matches) == 1 else None
         if record is None or record.status is not JobStatus.SUCCEEDED or record.result is None:
             raise SongeError("error.unknown_job")
@@ -176,8 +192,9 @@ class Settings(commands.Cog):
         data = images[0] if len(images) == 1 else await asyncio.to_thread(compose_grid, images, blur=result.nsfw)
         envelope = Envelope.loads(record.request)
         view = single_view(record.job_id, 1) if len(images) == 1 else grid_view(record.job_id)
+        prompt = discord.utils.escape_markdown(envelope.display_prompt)[:1500]
         await interaction.followup.send(
-            f"**{discord.utils.escape_markdown(envelope.display_prompt)[:1500]}** {envelope.parameters} — <@{record.user_id}>",
+            f"**{prompt}** {envelope.parameters} — <@{record.user_id}>",
             file=discord.File(io.BytesIO(data), filename=f"songe_{record.job_id[:12]}.png", spoiler=any(result.nsfw)),
             view=view,
             allowed_mentions=discord.AllowedMentions.none(),
@@ -186,7 +203,6 @@ class Settings(commands.Cog):
     @app_commands.command(name="help", description="How to use Songe")
     async def help(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message(t("help.text", locale_of(interaction)), ephemeral=True)
-
 
 
 async def setup(bot: SongeBot) -> None:

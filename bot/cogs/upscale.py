@@ -10,13 +10,12 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
-from quotas import JobStatus
-
 from bot.errors import SongeError
 from bot.guards import check_channel
 from bot.interactions import read_attachment, spec_for, submit_all
 from bot.job_types import Envelope, new_job_id
 from bot.views.buttons import job_of_message
+from quotas import JobStatus
 
 if TYPE_CHECKING:
     from bot.app import SongeBot
@@ -40,11 +39,17 @@ class Upscale(commands.Cog):
 
     @app_commands.command(name="upscale", description="Upscale one image of an earlier job, or an attached image")
     @app_commands.describe(
-        job="One of your recent jobs", index="Which image of the grid (1-4)", kind="Subtle keeps it, creative adds detail",
+        job="One of your recent jobs",
+        index="Which image of the grid (1-4)",
+        kind="Subtle keeps it, creative adds detail",
         image="An image to upscale instead of a job",
     )
-    @app_commands.choices(kind=[app_commands.Choice(name="subtle", value="subtle"),
-                                app_commands.Choice(name="creative", value="creative")])
+    @app_commands.choices(
+        kind=[
+            app_commands.Choice(name="subtle", value="subtle"),
+            app_commands.Choice(name="creative", value="creative"),
+        ]
+    )
     async def upscale(
         self,
         interaction: discord.Interaction,
@@ -61,10 +66,12 @@ class Upscale(commands.Cog):
             with Image.open(io.BytesIO(source)) as probe:
                 size = probe.size
             parent = self.bot.requests.for_image(source, size, job_id=new_job_id(), user_id=interaction.user.id)
-            request = self.bot.requests.upscale(parent, source, job_id=new_job_id(), user_id=interaction.user.id,
-                                                creative=creative)
-            await submit_all(self.bot, interaction, [spec_for(interaction, request, kind="upscale",
-                                                              display_prompt=image.filename)])
+            request = self.bot.requests.upscale(
+                parent, source, job_id=new_job_id(), user_id=interaction.user.id, creative=creative
+            )
+            await submit_all(
+                self.bot, interaction, [spec_for(interaction, request, kind="upscale", display_prompt=image.filename)]
+            )
             return
         if not job:
             raise SongeError("error.upscale_needs_job")
@@ -73,8 +80,15 @@ class Upscale(commands.Cog):
     async def _upscale_job(self, interaction: discord.Interaction, job_id: str, index: int, *, creative: bool) -> None:
         record = await self.bot.store.job(job_id) if len(job_id) == 32 else None
         if record is None:
-            matches = [r for r in await self.bot.store.recent_jobs(interaction.user.id, limit=50)
-                       if r.job_id.startswith(job_id)] if job_id else []
+            matches = (
+                [
+                    r
+                    for r in await self.bot.store.recent_jobs(interaction.user.id, limit=50)
+                    if r.job_id.startswith(job_id)
+                ]
+                if job_id
+                else []
+            )
             record = matches[0] if len(matches) == 1 else None
         if record is None or record.status is not JobStatus.SUCCEEDED:
             raise SongeError("error.unknown_job")

@@ -34,14 +34,20 @@ class AppealView(discord.ui.View):
             await interaction.response.send_message(t("appeal.no_channel", self.locale), ephemeral=True)
             return
         prompt = self.prompt.replace("```", "'''")[:1500]
-        content = (
-            f"{t('appeal.request', None, user=f'<@{interaction.user.id}>', word=self.word, channel=f'<#{interaction.channel_id}>')}"
-            f"\n```\n{prompt}\n```"
+        request = t(
+            "appeal.request",
+            None,
+            user=f"<@{interaction.user.id}>",
+            word=self.word,
+            channel=f"<#{interaction.channel_id}>",
         )
+        content = f"{request}\n```\n{prompt}\n```"
         view = discord.ui.View(timeout=None)
         for verdict, style in (("allow", discord.ButtonStyle.success), ("reject", discord.ButtonStyle.danger)):
             view.add_item(AppealDecision(verdict, interaction.user.id, interaction.channel_id or 0, style=style))
-        await bot.get_partial_messageable(channel_id).send(content, view=view, allowed_mentions=discord.AllowedMentions.none())
+        await bot.get_partial_messageable(channel_id).send(
+            content, view=view, allowed_mentions=discord.AllowedMentions.none()
+        )
         button.disabled = True
         await interaction.response.edit_message(content=t("appeal.sent", self.locale), view=self)
 
@@ -69,7 +75,9 @@ class AppealDecision(discord.ui.DynamicItem[discord.ui.Button[Any]], template=DE
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = interaction.client.get_cog("Moderation")  # type: ignore[attr-defined]
         if cog is None:
-            await interaction.response.send_message(t("error.feature_unavailable", str(interaction.locale)), ephemeral=True)
+            await interaction.response.send_message(
+                t("error.feature_unavailable", str(interaction.locale)), ephemeral=True
+            )
             return
         match = PROMPT_BLOCK.search(interaction.message.content if interaction.message else "")
         await cog.decide(interaction, self.verdict, self.user_id, self.channel_id, match["prompt"] if match else "")

@@ -21,7 +21,9 @@ def test_images_are_saved_private_and_read_back(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "images" / job).stat().st_mode) == 0o700
 
 
-@pytest.mark.parametrize("job", ["../../etc", "ABCDEF0123456789abcdef0123456789", "abc", "0123456789abcdef0123456789abcdef/.."])
+@pytest.mark.parametrize(
+    "job", ["../../etc", "ABCDEF0123456789abcdef0123456789", "abc", "0123456789abcdef0123456789abcdef/.."]
+)
 def test_paths_come_only_from_job_ids(tmp_path: Path, job: str) -> None:
     with pytest.raises(ValueError):
         ImageFiles(tmp_path).read(job, 0)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import io
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -175,8 +175,17 @@ async def test_reconcile_resends_an_open_job_nobody_watches(harness: Harness) ->
 
     job = request(prompt="an event lost in a crash")
     envelope = Envelope(request=job, locale="en-US", display_prompt=job.prompt, parameters="")
-    await harness.store.reserve(JobTicket(job_id=job.job_id, user_id=USER, kind="imagine", work_units=job.work_units,
-                                          request=envelope.dumps(), channel_id=CHANNEL, images=4))
+    await harness.store.reserve(
+        JobTicket(
+            job_id=job.job_id,
+            user_id=USER,
+            kind="imagine",
+            work_units=job.work_units,
+            request=envelope.dumps(),
+            channel_id=CHANNEL,
+            images=4,
+        )
+    )
     assert await harness.service.reconcile(deadline=timedelta(hours=1)) == (1, 0)
     await harness.presenter.wait(job.job_id)
     assert job.job_id in harness.presenter.delivered

@@ -55,8 +55,9 @@ async def answer(itx: FakeInteraction, timeout: float = 10.0) -> FakeMessage:
     return message
 
 
-async def slash_answer(world: World, user: FakeUser, command: str, /, *path: str, where: FakeChannel | None = None,
-                       **values: Any) -> str:
+async def slash_answer(
+    world: World, user: FakeUser, command: str, /, *path: str, where: FakeChannel | None = None, **values: Any
+) -> str:
     """Run a slash command in `#art` (or `where`) and return the text of its ephemeral answer."""
     itx = await world.server.slash(user, where or world.channel, command, *path, **values)
     return (await answer(itx)).content
@@ -103,7 +104,9 @@ class Ran:
     job_id: str
 
 
-async def result_of(world: World, prefix: str, *, channel: FakeChannel | None = None, timeout: float = 20.0) -> FakeMessage:
+async def result_of(
+    world: World, prefix: str, *, channel: FakeChannel | None = None, timeout: float = 20.0
+) -> FakeMessage:
     """The delivered result (image and buttons) of the job whose id starts with `prefix`."""
 
     def delivered(message: FakeMessage) -> bool:
@@ -115,8 +118,9 @@ async def result_of(world: World, prefix: str, *, channel: FakeChannel | None = 
     return await world.server.wait_for_message(channel or world.channel, delivered, timeout=timeout)
 
 
-async def imagine(world: World, user: FakeUser, prompt: str, *, channel: FakeChannel | None = None,
-                  locale: str | None = None) -> Ran:
+async def imagine(
+    world: World, user: FakeUser, prompt: str, *, channel: FakeChannel | None = None, locale: str | None = None
+) -> Ran:
     """/imagine `prompt`, accepted, then delivered; fails with the refusal's text otherwise."""
     itx = await world.server.slash(user, channel or world.channel, "imagine", prompt=prompt, locale=locale)
     accepted = await answer(itx)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quotas import QuotaStore
-
 from tests.support.fake_discord import FakeDiscord, FakeMessage
 
 CLOSED = ("succeeded", "failed", "cancelled")

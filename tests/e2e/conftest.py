@@ -26,7 +26,15 @@ from bot.app import SongeBot
 from bot.config import Settings
 from pipelines.fake import FakeEngine
 from pipelines.worker import LocalQueue
-from tests.support.fake_discord import ADMINISTRATOR, FakeChannel, FakeDiscord, FakeGuild, FakeUser, redirect, subprocess_env
+from tests.support.fake_discord import (
+    ADMINISTRATOR,
+    FakeChannel,
+    FakeDiscord,
+    FakeGuild,
+    FakeUser,
+    redirect,
+    subprocess_env,
+)
 
 OWNER_ID = 100_000_000_000_000_001
 REPO = Path(__file__).resolve().parents[2]
@@ -106,10 +114,14 @@ def start_bot(world: World, tmp_path: Path) -> Any:
     processes: list[BotProcess] = []
 
     async def start(data_dir: Path | None = None, **overrides: str) -> BotProcess:
-        env = subprocess_env(world.server.base_url, {**os.environ, **songe_env(world, data_dir or tmp_path / "data", **overrides)})
+        env = subprocess_env(
+            world.server.base_url, {**os.environ, **songe_env(world, data_dir or tmp_path / "data", **overrides)}
+        )
         log_path = tmp_path / f"bot-{len(processes)}.log"
         with open(log_path, "wb") as log:
-            process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bot"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         bot = BotProcess(process, log_path)
         processes.append(bot)
         identified = world.server.identify_count

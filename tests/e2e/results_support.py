@@ -19,7 +19,6 @@ from pipelines.engine import EngineOutput, StepCallback
 from pipelines.fake import FakeEngine
 from pipelines.types import GenerationRequest
 from quotas import JobRecord, QuotaStore
-
 from tests.support.fake_discord import FakeChannel, FakeDiscord, FakeInteraction, FakeMessage, FakeUser
 from tests.support.fake_discord.messages import walk_components
 

@@ -27,7 +27,9 @@ pytestmark = pytest.mark.e2e
 HOUR = 3600.0
 
 
-async def test_info_shows_plan_mode_fast_time_usage_and_jobs_as_the_store_has_them(world: World, tmp_path: Path) -> None:
+async def test_info_shows_plan_mode_fast_time_usage_and_jobs_as_the_store_has_them(
+    world: World, tmp_path: Path
+) -> None:
     _engine, queue = fixed_cost_queue()
     async with songe_inprocess(world, tmp_path / "data", queue_factory=queue) as bot:
         alice = world.alice
@@ -42,7 +44,11 @@ async def test_info_shows_plan_mode_fast_time_usage_and_jobs_as_the_store_has_th
         text = await slash_answer(world, alice, "info")
 
         account = await bot.store.account(alice.id)
-        assert (account.lifetime_images, account.lifetime_gpu_seconds, account.relax_seconds_period) == (8, 2 * COST, COST)
+        assert (account.lifetime_images, account.lifetime_gpu_seconds, account.relax_seconds_period) == (
+            8,
+            2 * COST,
+            COST,
+        )
         assert (account.queued, account.running) == (1, 0)
         assert account.fast_remaining == pytest.approx(120.0 - COST - queued.reserved_seconds)
         per_grid = 64 * 64 / 1e6 * 2 * 4 * await bot.store.seconds_per_unit()  # SONGE_RESOLUTION 64, SONGE_STEPS 2
@@ -70,7 +76,9 @@ async def test_info_of_a_new_free_user_says_the_allowance_never_renews(world: Wo
     assert "Lifetime usage: 0 images" in text and "Queued jobs: 0 · running: 0" in text
 
 
-async def test_out_of_fast_time_a_standard_user_falls_back_to_relax_and_the_job_runs(world: World, tmp_path: Path) -> None:
+async def test_out_of_fast_time_a_standard_user_falls_back_to_relax_and_the_job_runs(
+    world: World, tmp_path: Path
+) -> None:
     async with songe_inprocess(world, tmp_path / "data", queue_factory=fixed_cost_queue()[1]) as bot:
         alice = world.alice
         await bot.store.set_plan(alice.id, "standard", operator_id=world.operator.id)
@@ -132,7 +140,12 @@ async def test_per_job_flags_override_the_default_mode(world: World, tmp_path: P
         await bot.store.set_plan(alice.id, "standard", operator_id=world.operator.id)
         assert "Relax mode on" in await slash_answer(world, alice, "relax")
         charged = {}
-        for flag, mode in (("", Mode.RELAX), (" --fast", Mode.FAST), (" --turbo", Mode.TURBO), (" --relax", Mode.RELAX)):
+        for flag, mode in (
+            ("", Mode.RELAX),
+            (" --fast", Mode.FAST),
+            (" --turbo", Mode.TURBO),
+            (" --relax", Mode.RELAX),
+        ):
             ran = await imagine(world, alice, f"a paper boat{flag}")
             assert f"in {mode.value} mode" in ran.accepted.content
             record = await job_record(bot, ran.job_id)
@@ -140,19 +153,23 @@ async def test_per_job_flags_override_the_default_mode(world: World, tmp_path: P
             charged[flag] = record.charged_seconds
         assert charged == {"": 0.0, " --fast": COST, " --turbo": 2 * COST, " --relax": 0.0}
         ledger = await bot.store.ledger(alice.id, limit=100)
-        assert sum(-e.seconds for e in ledger if e.kind in (LedgerKind.RESERVE, LedgerKind.SETTLE)) == pytest.approx(3 * COST)
+        assert sum(-e.seconds for e in ledger if e.kind in (LedgerKind.RESERVE, LedgerKind.SETTLE)) == pytest.approx(
+            3 * COST
+        )
 
 
-async def test_a_burst_of_twenty_imagines_admits_exactly_the_plans_concurrent_limit(world: World, tmp_path: Path) -> None:
+async def test_a_burst_of_twenty_imagines_admits_exactly_the_plans_concurrent_limit(
+    world: World, tmp_path: Path
+) -> None:
     async with songe_inprocess(world, tmp_path / "data", queue_factory=fixed_cost_queue()[1]) as bot:
         bob = world.bob
         await bot.store.set_plan(bob.id, "basic", operator_id=world.operator.id)
         limit = (await bot.store.account(bob.id)).plan.max_concurrent_fast
         assert limit == 3
         assert "paused" in await slash_answer(world, world.operator, "admin", "pause")
-        burst = await asyncio.gather(*(
-            world.server.slash(bob, world.channel, "imagine", prompt=f"a lantern number {n}") for n in range(20)
-        ))
+        burst = await asyncio.gather(
+            *(world.server.slash(bob, world.channel, "imagine", prompt=f"a lantern number {n}") for n in range(20))
+        )
         answers = [await answer(itx) for itx in burst]
         accepted = [a for a in answers if "queued in fast mode" in a.content]
         refused = [a for a in answers if a not in accepted]

@@ -55,7 +55,9 @@ async def test_a_server_administrator_who_is_not_an_operator_is_refused(
     _engine, queue = fixed_cost_queue()
     async with songe_inprocess(world, tmp_path / "data", queue_factory=queue) as bot:
         plans = await bot.store.plans()
-        itx = await world.server.slash(world.admin, world.channel, "admin", subcommand, **SUBCOMMANDS[subcommand](world))
+        itx = await world.server.slash(
+            world.admin, world.channel, "admin", subcommand, **SUBCOMMANDS[subcommand](world)
+        )
         refusal = await answer(itx)
         assert NOT_OPERATOR in refusal.content
         assert await bot.store.audit() == []
@@ -112,8 +114,9 @@ async def test_plan_reset_plan_edit_and_plans_work_for_an_operator_and_are_audit
         assert (await bot.store.account(bob.id)).fast_remaining == 30 * 3600
         assert (await job_record(bot, ran.job_id)).status is JobStatus.SUCCEEDED
 
-        text = await slash_answer(world, operator, "admin", "plan-edit", plan="basic", field="max_concurrent_fast",
-                                  value="5")
+        text = await slash_answer(
+            world, operator, "admin", "plan-edit", plan="basic", field="max_concurrent_fast", value="5"
+        )
         assert "`max_concurrent_fast` updated" in text
         assert next(p for p in await bot.store.plans() if p.name == "basic").max_concurrent_fast == 5
         bad = await slash_answer(world, operator, "admin", "plan-edit", plan="basic", field="max_queued", value="lots")
@@ -192,8 +195,9 @@ async def test_a_job_submitted_while_paused_waits_and_runs_after_resume(world: W
         assert "Waiting or running now: 1" in stats
 
         assert "Queue resumed" in await slash_answer(world, operator, "admin", "resume")
-        await server.wait_for_message(world.channel, lambda m: bool(m.attachments) and record.job_id in str(m.custom_ids),
-                                      timeout=20)
+        await server.wait_for_message(
+            world.channel, lambda m: bool(m.attachments) and record.job_id in str(m.custom_ids), timeout=20
+        )
         assert (await job_record(bot, record.job_id)).status is JobStatus.SUCCEEDED
         actions = [(e.action, e.operator_id) for e in await bot.store.audit()]
         assert actions == [("resume", operator.id), ("pause", operator.id)]

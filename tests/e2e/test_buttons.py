@@ -16,7 +16,6 @@ from pipelines.fake import fake_colour
 from pipelines.seeds import image_seeds
 from pipelines.types import Box, GenerationRequest, Operation
 from quotas import JobStatus
-
 from tests.e2e.conftest import World, fake_queue, songe_inprocess
 from tests.e2e.results_support import (
     SeeingEngine,

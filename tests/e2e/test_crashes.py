@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from quotas import QuotaSettings, QuotaStore
-
 from tests.e2e.audit import audit, poll, settled
 from tests.e2e.conftest import BotProcess, World
 from tests.e2e.processes import BotLauncher, wait_for_log

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image, ImageChops
 
 from quotas import JobStatus, QuotaStore
-
 from tests.e2e.conftest import World, fake_queue, songe_inprocess
 from tests.e2e.results_support import (
     SeeingEngine,

@@ -10,7 +10,6 @@ import pytest
 
 from bot.app import SongeBot
 from pipelines.fake import FakeEngine
-
 from tests.e2e.audit import Audit, audit, bot_messages, settled
 from tests.e2e.conftest import World, fake_queue, songe_inprocess
 from tests.e2e.gate import Gate

@@ -26,8 +26,13 @@ async def moderated(world: World, tmp_path: Path) -> AsyncIterator[tuple[SongeBo
     words = tmp_path / "banned.txt"
     words.write_text(BANNED, encoding="utf-8")
     appeals = world.server.add_channel(world.guild, "appeals")
-    async with songe_inprocess(world, tmp_path / "data", queue_factory=fixed_cost_queue()[1],
-                               SONGE_BANNED_WORDS=str(words), SONGE_APPEAL_CHANNEL_ID=str(appeals.id)) as bot:
+    async with songe_inprocess(
+        world,
+        tmp_path / "data",
+        queue_factory=fixed_cost_queue()[1],
+        SONGE_BANNED_WORDS=str(words),
+        SONGE_APPEAL_CHANNEL_ID=str(appeals.id),
+    ) as bot:
         yield bot, appeals
 
 

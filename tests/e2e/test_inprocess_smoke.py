@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from pipelines.fake import FakeEngine
-
 from tests.e2e.conftest import World, fake_queue, has_buttons, image_size, songe_inprocess
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +21,9 @@ async def test_a_variation_is_charged_to_whoever_clicked(world: World, tmp_path:
         v2 = next(cid for cid in grid.custom_ids if cid.startswith("songe:v:") and cid.endswith(":2"))
         await server.click(world.bob, grid, v2)
         variation = await server.wait_for_message(
-            channel, lambda m: has_buttons("U1")(m) and m.id != grid.id and f"<@{world.bob.id}>" in m.content, timeout=30
+            channel,
+            lambda m: has_buttons("U1")(m) and m.id != grid.id and f"<@{world.bob.id}>" in m.content,
+            timeout=30,
         )
         assert image_size(variation.attachments[0].data) == (width, height)
         bob = await bot.store.account(world.bob.id)

@@ -14,7 +14,6 @@ import pytest
 
 from quotas import QuotaSettings
 from quotas.plans import default_plans
-
 from tests.e2e.audit import audit, settled
 from tests.e2e.conftest import World
 from tests.e2e.load import add_users, admin, answered, report, storm

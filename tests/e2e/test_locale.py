@@ -43,7 +43,7 @@ async def test_the_catalogues_name_exactly_the_commands_options_and_choices_of_t
         synced = world.server.commands(world.guild)
     entries = [entry for payload in synced for entry in _entries(payload)]
     wanted = set()
-    for key, node in entries:
+    for key, _node in entries:
         if key.startswith(("cmd.choice.", "cmd.menu.")):
             wanted.add(key)
         else:
@@ -77,8 +77,13 @@ async def test_a_french_user_reads_french(world: World, tmp_path: Path) -> None:
     amelie = world.frenchie
     words = tmp_path / "banned.txt"
     words.write_text("nsfw\n", encoding="utf-8")
-    async with songe_inprocess(world, tmp_path / "data", queue_factory=fixed_cost_queue()[1], SONGE_FREE_SECONDS="60",
-                               SONGE_BANNED_WORDS=str(words)) as bot:
+    async with songe_inprocess(
+        world,
+        tmp_path / "data",
+        queue_factory=fixed_cost_queue()[1],
+        SONGE_FREE_SECONDS="60",
+        SONGE_BANNED_WORDS=str(words),
+    ) as bot:
         info = await slash_answer(world, amelie, "info")
         assert "**Forfait :** free" in info and "Temps rapide restant : 60 s/60 s (100 %)" in info
 

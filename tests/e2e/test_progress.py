@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from quotas import JobStatus, LedgerKind
-
 from tests.e2e.conftest import World, fake_queue, songe_inprocess
 from tests.e2e.results_support import (
     SeeingEngine,

@@ -18,7 +18,6 @@ from PIL import Image
 
 from bot.app import SongeBot
 from pipelines.fake import FakeEngine
-
 from tests.e2e.audit import audit, bot_messages, settled
 from tests.e2e.conftest import REPO, World, fake_queue, has_buttons, songe_inprocess
 from tests.e2e.gate import Gate

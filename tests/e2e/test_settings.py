@@ -170,8 +170,11 @@ async def test_help_lists_the_commands(world: World, tmp_path: Path) -> None:
 async def test_only_members_with_manage_server_change_the_servers_policy(world: World, tmp_path: Path) -> None:
     async with songe_inprocess(world, tmp_path / "data", queue_factory=fixed_cost_queue()[1]) as bot:
         for args in (("channel-allow",), ("buttons",), ("nsfw",), ("channels-all",)):
-            values = {"channel-allow": {"channel": world.channel}, "buttons": {"author_only": True},
-                      "nsfw": {"allowed": True}}.get(args[0], {})
+            values = {
+                "channel-allow": {"channel": world.channel},
+                "buttons": {"author_only": True},
+                "nsfw": {"allowed": True},
+            }.get(args[0], {})
             refusal = await slash_answer(world, world.alice, "server", *args, **values)
             assert "Only members with Manage Server" in refusal
         policy = await bot.store.guild_policy(world.guild.id)

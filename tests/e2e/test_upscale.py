@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from pipelines.types import Operation
-
 from tests.e2e.conftest import World, fake_queue, songe_inprocess
 from tests.e2e.results_support import (
     SeeingEngine,

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from quotas import QuotaSettings, QuotaStore
-
 from tests.e2e.conftest import World, has_buttons, image_size
 
 pytestmark = pytest.mark.e2e
@@ -33,8 +32,9 @@ async def test_imagine_posts_a_grid_charges_the_quota_and_u1_posts_one_image(
     assert response.deferred
     assert response.elapsed < 3.0
 
-    grid_message = await server.wait_for_message(channel, has_buttons("U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4"),
-                                                 timeout=120)
+    grid_message = await server.wait_for_message(
+        channel, has_buttons("U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4"), timeout=120
+    )
     assert f"<@{world.alice.id}>" in grid_message.content
     assert "a red fox in the snow" in grid_message.content and "--seed 7" in grid_message.content
     assert any(cid.startswith("songe:reroll:") for cid in grid_message.custom_ids)
@@ -80,8 +80,14 @@ async def test_bot_refuses_to_start_without_a_token_or_with_a_bad_model(tmp_path
     from tests.e2e.conftest import REPO
 
     base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
-    missing_token = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env={**base, "PYTHONPATH": str(REPO)},
-                                   capture_output=True, text=True, timeout=120)
+    missing_token = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env={**base, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing_token.returncode != 0
     assert missing_token.stderr.strip().count("\n") == 0 and "DISCORD_TOKEN" in missing_token.stderr
 
@@ -89,9 +95,12 @@ async def test_bot_refuses_to_start_without_a_token_or_with_a_bad_model(tmp_path
     empty.mkdir()
     for model in (str(tmp_path / "no-such-folder"), str(empty)):
         bad_model = subprocess.run(
-            [sys.executable, "-m", "bot"], cwd=tmp_path,
+            [sys.executable, "-m", "bot"],
+            cwd=tmp_path,
             env={**base, "PYTHONPATH": str(REPO), "DISCORD_TOKEN": "x", "SONGE_MODEL": model},
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert bad_model.returncode != 0
         assert bad_model.stderr.strip().count("\n") == 0 and "SONGE_MODEL" in bad_model.stderr

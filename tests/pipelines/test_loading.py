@@ -12,8 +12,8 @@ from pipelines.devices import pick_device, pick_dtype
 from pipelines.diffusers_engine import DiffusersEngine
 from pipelines.errors import ModelLoadError
 from pipelines.loading import load_engine
-from pipelines.sources import validate_model_source
 from pipelines.presets import PRESETS, resolve_model
+from pipelines.sources import validate_model_source
 
 
 def test_load_engine_round_trips_the_saved_folder(tiny_model_dir: Path) -> None:

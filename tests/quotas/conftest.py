@@ -18,8 +18,13 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings() -> QuotaSettings:
-    return QuotaSettings(free_trial_seconds=1440.0, free_daily_topup_seconds=0.0, free_cooldown_seconds=0.0,
-                         min_account_age_days=0, default_seconds_per_unit=0.05)
+    return QuotaSettings(
+        free_trial_seconds=1440.0,
+        free_daily_topup_seconds=0.0,
+        free_cooldown_seconds=0.0,
+        min_account_age_days=0,
+        default_seconds_per_unit=0.05,
+    )
 
 
 @pytest.fixture

@@ -18,7 +18,11 @@ async def test_grant_adds_extra_time_with_the_operator_in_ledger_and_audit(store
     assert (account.fast_remaining, account.extra_seconds) == (1440.0, 3600.0)
     entry = (await store.ledger(1, limit=1))[0]
     assert (entry.kind, entry.extra_seconds, entry.operator_id, entry.reason) == (
-        LedgerKind.GRANT, 3600.0, OPERATOR, "thanks for the bug report")
+        LedgerKind.GRANT,
+        3600.0,
+        OPERATOR,
+        "thanks for the bug report",
+    )
     audit = (await store.audit(limit=1))[0]
     assert (audit.action, audit.operator_id, audit.user_id) == ("grant", OPERATOR, 1)
     assert json.loads(audit.detail)["applied"] == 3600.0
@@ -47,8 +51,9 @@ async def test_reset_refills_the_period_allowance(store: QuotaStore, db_path: Pa
 
 
 async def test_update_plan_changes_the_row_and_validates(store: QuotaStore) -> None:
-    updated = await store.update_plan("basic", operator_id=OPERATOR, relax_allowed=True, fast_seconds=7200.0,
-                                      renewal="none")
+    updated = await store.update_plan(
+        "basic", operator_id=OPERATOR, relax_allowed=True, fast_seconds=7200.0, renewal="none"
+    )
     assert (updated.relax_allowed, updated.fast_seconds, updated.renewal) == (True, 7200.0, Renewal.NONE)
     assert next(p for p in await store.plans() if p.name == "basic") == updated
     assert [p.name for p in await store.plans()] == ["free", "basic", "standard", "pro", "mega"]
@@ -84,8 +89,13 @@ async def test_stats_count_jobs_images_gpu_time_and_users(store: QuotaStore, clo
 
     stats = await store.stats(since=START)
 
-    assert stats.jobs_by_status == {JobStatus.QUEUED: 1, JobStatus.RUNNING: 0, JobStatus.SUCCEEDED: 1,
-                                    JobStatus.FAILED: 1, JobStatus.CANCELLED: 0}
+    assert stats.jobs_by_status == {
+        JobStatus.QUEUED: 1,
+        JobStatus.RUNNING: 0,
+        JobStatus.SUCCEEDED: 1,
+        JobStatus.FAILED: 1,
+        JobStatus.CANCELLED: 0,
+    }
     assert (stats.images, stats.gpu_seconds, stats.charged_seconds) == (4, 3.0, 3.0)
     assert (stats.users_by_plan, stats.active_users, stats.new_users) == ({"free": 2, "pro": 1}, 2, 3)
     later = await store.stats(since=clock.now)
@@ -102,14 +112,19 @@ async def test_job_bookkeeping_for_restarts(store: QuotaStore, clock: FakeClock)
     await store.set_message("b", channel_id=10, message_id=20)
     await store.settle("c", gpu_seconds=1.0, result='{"images": ["c.png"]}')
 
-    assert [(j.job_id, j.status) for j in await store.open_jobs()] == [("a", JobStatus.RUNNING),
-                                                                     ("b", JobStatus.QUEUED)]
+    assert [(j.job_id, j.status) for j in await store.open_jobs()] == [
+        ("a", JobStatus.RUNNING),
+        ("b", JobStatus.QUEUED),
+    ]
     assert [j.job_id for j in await store.undelivered_jobs()] == ["c"]
     await store.mark_delivered("c", message_id=30)
     assert await store.undelivered_jobs() == []
     record = await store.job("b")
     assert record is not None and (record.channel_id, record.message_id, record.request) == (
-        10, 20, '{"prompt": "a cat"}')
+        10,
+        20,
+        '{"prompt": "a cat"}',
+    )
     assert [j.job_id for j in await store.recent_jobs(1, limit=2)] == ["c", "b"]
     assert await store.job("nope") is None
 
@@ -117,8 +132,13 @@ async def test_job_bookkeeping_for_restarts(store: QuotaStore, clock: FakeClock)
 async def test_preferences_and_options(store: QuotaStore) -> None:
     assert await store.preferences(1) == Preferences()
     prefs = await store.update_preferences(1, aspect="16:9", stylize=250, remix=True, suffix="--chaos 10")
-    assert (prefs.mode, prefs.aspect, prefs.stylize, prefs.remix, prefs.private) == (Mode.FAST, "16:9", 250, True,
-                                                                                  False)
+    assert (prefs.mode, prefs.aspect, prefs.stylize, prefs.remix, prefs.private) == (
+        Mode.FAST,
+        "16:9",
+        250,
+        True,
+        False,
+    )
     await store.set_mode(1, Mode.TURBO)
     await store.set_option(1, "mine", "--ar 2:3 --s 750")
     await store.set_option(1, "gone", "x")

@@ -45,7 +45,11 @@ async def test_reserve_holds_the_estimate_and_settle_returns_the_rest(store: Quo
     job = await store.job("j1")
     assert job is not None
     assert (job.status, job.charged_seconds, job.reserved_seconds, job.result) == (
-        JobStatus.SUCCEEDED, 4.0, 10.0, '{"files": []}')
+        JobStatus.SUCCEEDED,
+        4.0,
+        10.0,
+        '{"files": []}',
+    )
     assert [e.kind for e in await store.ledger(1)] == [LedgerKind.SETTLE, LedgerKind.RESERVE, LedgerKind.GRANT]
     assert_balanced(db_path)
 
@@ -117,7 +121,8 @@ async def test_turbo_costs_twice_at_reserve_and_settle(store: QuotaStore, db_pat
 
 @pytest.mark.parametrize(("plan", "mode"), [("free", Mode.TURBO), ("free", Mode.RELAX), ("basic", Mode.RELAX)])
 async def test_a_mode_outside_the_plan_is_refused_with_the_plans_that_have_it(
-        store: QuotaStore, plan: str, mode: Mode) -> None:
+    store: QuotaStore, plan: str, mode: Mode
+) -> None:
     await store.set_plan(1, plan, operator_id=OPERATOR)
     with pytest.raises(LaneNotAllowed) as refused:
         await store.reserve(ticket("j", mode=mode))

@@ -19,8 +19,9 @@ OPERATOR = 99
 
 async def room_for(store: QuotaStore, jobs: int) -> None:
     """Put user 1 on a plan without practical limits, with exactly `jobs` x 5 s of time."""
-    await store.update_plan("mega", operator_id=OPERATOR, relax_allowed=False, max_concurrent_fast=1000,
-                            max_queued=1000)
+    await store.update_plan(
+        "mega", operator_id=OPERATOR, relax_allowed=False, max_concurrent_fast=1000, max_queued=1000
+    )
     await store.set_plan(1, "mega", operator_id=OPERATOR)
     await store.grant(1, -1e9, operator_id=OPERATOR, reason="empty")
     await store.grant(1, jobs * 5.0, operator_id=OPERATOR, reason=f"room for {jobs} jobs")
@@ -44,13 +45,15 @@ async def test_a_hundred_concurrent_reserves_admit_exactly_the_room(store: Quota
     assert_balanced(db_path)
 
 
-async def test_two_connections_racing_admit_exactly_the_room(store: QuotaStore, db_path: Path,
-                                                              clock: FakeClock) -> None:
+async def test_two_connections_racing_admit_exactly_the_room(
+    store: QuotaStore, db_path: Path, clock: FakeClock
+) -> None:
     await room_for(store, 9)
     other = await QuotaStore.open(db_path, clock=clock)
     try:
-        results = await asyncio.gather(*((store if n % 2 else other).reserve(ticket(f"j{n}")) for n in range(100)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *((store if n % 2 else other).reserve(ticket(f"j{n}")) for n in range(100)), return_exceptions=True
+        )
     finally:
         await other.close()
     assert outcomes(results) == {Reservation: 9, OutOfFastTime: 91}
@@ -71,8 +74,9 @@ async def test_a_mixed_burst_respects_lanes_and_the_queue(store: QuotaStore) -> 
     await store.update_plan("standard", operator_id=OPERATOR, max_queued=5)
     modes = [Mode.FAST, Mode.RELAX, Mode.TURBO, Mode.RELAX] * 5
 
-    results = await asyncio.gather(*(store.reserve(ticket(f"j{n}", mode=m)) for n, m in enumerate(modes)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(store.reserve(ticket(f"j{n}", mode=m)) for n, m in enumerate(modes)), return_exceptions=True
+    )
 
     assert outcomes(results) == {Reservation: 5, LimitReached: 15}
     lanes = Counter(r.mode is Mode.RELAX for r in results if isinstance(r, Reservation))
@@ -110,8 +114,9 @@ asyncio.run(main())
 
 async def test_a_process_killed_between_reserve_and_settle_is_repaired_by_refund(db_path: Path) -> None:
     root = Path(quotas.__file__).parent.parent
-    child = await asyncio.create_subprocess_exec(sys.executable, "-c", CHILD, str(db_path), cwd=root,
-                                                 stdout=asyncio.subprocess.PIPE)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, str(db_path), cwd=root, stdout=asyncio.subprocess.PIPE
+    )
     assert child.stdout is not None
     try:
         assert await asyncio.wait_for(child.stdout.readline(), timeout=60) == b"reserved\n"

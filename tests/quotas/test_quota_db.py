@@ -28,8 +28,10 @@ async def test_the_database_and_its_wal_are_private(store: QuotaStore, db_path: 
 def test_connections_use_wal_full_sync_and_foreign_keys(db_path: Path) -> None:
     conn = db.connect(db_path, QuotaSettings(busy_timeout_seconds=3))
     try:
-        pragmas = [conn.execute(f"PRAGMA {name}").fetchone()[0]
-                   for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "user_version")]
+        pragmas = [
+            conn.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "user_version")
+        ]
     finally:
         conn.close()
     assert pragmas == ["wal", 2, 1, 3000, db.migrations()[-1][0]]
@@ -48,8 +50,10 @@ async def test_a_database_that_fails_its_integrity_check_is_refused(db_path: Pat
     await store.close()
     with sqlite3.connect(db_path) as conn:  # make the index disagree with its table
         conn.execute("PRAGMA writable_schema = ON")
-        conn.execute("UPDATE sqlite_schema SET sql = 'CREATE INDEX ledger_by_user ON ledger (at, id)'"
-                     " WHERE name = 'ledger_by_user'")
+        conn.execute(
+            "UPDATE sqlite_schema SET sql = 'CREATE INDEX ledger_by_user ON ledger (at, id)'"
+            " WHERE name = 'ledger_by_user'"
+        )
     with pytest.raises(StoreCorrupted, match="integrity_check failed"):
         await QuotaStore.open(db_path)
 
@@ -86,16 +90,20 @@ def test_a_failing_migration_leaves_no_trace(db_path: Path, monkeypatch: pytest.
 
 
 def test_statements_keep_trigger_bodies_whole() -> None:
-    script = "CREATE TABLE a (x);\n-- a comment; with a semicolon\nCREATE TRIGGER t AFTER INSERT ON a BEGIN\n" \
-             "  SELECT 1;\n  SELECT 2;\nEND;\n"
+    script = (
+        "CREATE TABLE a (x);\n-- a comment; with a semicolon\nCREATE TRIGGER t AFTER INSERT ON a BEGIN\n"
+        "  SELECT 1;\n  SELECT 2;\nEND;\n"
+    )
     parts = db.statements(script)
     assert len(parts) == 2 and parts[1].endswith("END;")
 
 
-@pytest.mark.parametrize("sql", ["UPDATE ledger SET plan_ms = 0", "DELETE FROM ledger",
-                                 "UPDATE accounts SET plan_ms = -1"])
-async def test_the_ledger_is_append_only_and_balances_never_negative(store: QuotaStore, db_path: Path,
-                                                                     sql: str) -> None:
+@pytest.mark.parametrize(
+    "sql", ["UPDATE ledger SET plan_ms = 0", "DELETE FROM ledger", "UPDATE accounts SET plan_ms = -1"]
+)
+async def test_the_ledger_is_append_only_and_balances_never_negative(
+    store: QuotaStore, db_path: Path, sql: str
+) -> None:
     await store.account(1)
     with sqlite3.connect(db_path) as conn, pytest.raises(sqlite3.IntegrityError):
         conn.execute(sql)
@@ -125,6 +133,7 @@ def test_a_failing_operation_in_a_commit_group_is_undone_alone(db_path: Path) ->
             if value == 2:
                 raise LookupError("refused")
             return value
+
         return work
 
     try:

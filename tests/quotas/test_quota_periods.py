@@ -19,29 +19,36 @@ def at(year: int, month: int, day: int, hour: int = 12) -> datetime:
     return datetime(year, month, day, hour, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("anchor", "months", "expected"), [
-    (at(2026, 1, 31), 1, at(2026, 2, 28)),
-    (at(2026, 1, 31), 2, at(2026, 3, 31)),
-    (at(2028, 1, 30), 1, at(2028, 2, 29)),
-    (at(2026, 11, 15), 3, at(2027, 2, 15)),
-    (at(2026, 3, 31), -1, at(2026, 2, 28)),
-])
+@pytest.mark.parametrize(
+    ("anchor", "months", "expected"),
+    [
+        (at(2026, 1, 31), 1, at(2026, 2, 28)),
+        (at(2026, 1, 31), 2, at(2026, 3, 31)),
+        (at(2028, 1, 30), 1, at(2028, 2, 29)),
+        (at(2026, 11, 15), 3, at(2027, 2, 15)),
+        (at(2026, 3, 31), -1, at(2026, 2, 28)),
+    ],
+)
 def test_add_months_clamps_to_the_months_length(anchor: datetime, months: int, expected: datetime) -> None:
     assert add_months(anchor, months) == expected
 
 
-@pytest.mark.parametrize(("now", "start", "end"), [
-    (at(2026, 1, 31), at(2026, 1, 31), at(2026, 2, 28)),
-    (at(2026, 2, 28, 11), at(2026, 1, 31), at(2026, 2, 28)),
-    (at(2026, 2, 28), at(2026, 2, 28), at(2026, 3, 31)),
-    (at(2026, 5, 11), at(2026, 4, 30), at(2026, 5, 31)),
-])
+@pytest.mark.parametrize(
+    ("now", "start", "end"),
+    [
+        (at(2026, 1, 31), at(2026, 1, 31), at(2026, 2, 28)),
+        (at(2026, 2, 28, 11), at(2026, 1, 31), at(2026, 2, 28)),
+        (at(2026, 2, 28), at(2026, 2, 28), at(2026, 3, 31)),
+        (at(2026, 5, 11), at(2026, 4, 30), at(2026, 5, 31)),
+    ],
+)
 def test_monthly_period_falls_on_anniversaries(now: datetime, start: datetime, end: datetime) -> None:
     assert monthly_period(to_ts(at(2026, 1, 31)), to_ts(now)) == (to_ts(start), to_ts(end))
 
 
-async def test_plan_time_renews_on_the_anniversary_without_rollover(store: QuotaStore, clock: FakeClock,
-                                                                     db_path: Path) -> None:
+async def test_plan_time_renews_on_the_anniversary_without_rollover(
+    store: QuotaStore, clock: FakeClock, db_path: Path
+) -> None:
     await store.set_plan(1, "basic", operator_id=OPERATOR)
     await store.reserve(ticket("j", units=2000))
     await store.settle("j", gpu_seconds=100.0, result="{}")
@@ -113,8 +120,8 @@ async def test_set_plan_refuses_unknown_plans_and_past_dates(store: QuotaStore, 
 
 @pytest.mark.parametrize(("settle_seconds", "expected_refund"), [(None, 0.0), (2.0, None)])
 async def test_plan_time_reserved_before_a_renewal_does_not_come_back(
-        store: QuotaStore, clock: FakeClock, db_path: Path, settle_seconds: float | None,
-        expected_refund: float | None) -> None:
+    store: QuotaStore, clock: FakeClock, db_path: Path, settle_seconds: float | None, expected_refund: float | None
+) -> None:
     await store.set_plan(1, "basic", operator_id=OPERATOR)
     await store.reserve(ticket("j", units=100))  # 5 s of January's plan time
     clock.now = at(2026, 3, 1)

@@ -32,8 +32,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.folder = Path(tempfile.mkdtemp(prefix="songe-ledger-"))
         self.path = self.folder / "ledger.sqlite3"
         self.clock = FakeClock()
-        self.store = self.run(QuotaStore.open(self.path, settings=QuotaSettings(free_trial_seconds=300.0),
-                                              clock=self.clock))
+        self.store = self.run(
+            QuotaStore.open(self.path, settings=QuotaSettings(free_trial_seconds=300.0), clock=self.clock)
+        )
         self.open: dict[str, int] = {}  # job -> user
         self.closed: dict[str, tuple[str, float]] = {}  # job -> (settle | refund, what the first call returned)
         self.jobs = 0
@@ -57,8 +58,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def grant(self, user: int, seconds: float) -> None:
         self.run(self.store.grant(user, seconds, operator_id=OPERATOR, reason="machine"))
 
-    @rule(user=USERS, units=st.floats(min_value=0, max_value=8000, allow_nan=False),
-          mode=st.sampled_from([None, *Mode]))
+    @rule(
+        user=USERS, units=st.floats(min_value=0, max_value=8000, allow_nan=False), mode=st.sampled_from([None, *Mode])
+    )
     def reserve(self, user: int, units: float, mode: Mode | None) -> None:
         self.jobs += 1
         job = f"j{self.jobs}"
@@ -97,11 +99,17 @@ class LedgerMachine(RuleBasedStateMachine):
         user = self.open.pop(job, None) or self.run(self.store.job(job)).user_id  # type: ignore[union-attr]
         before, rows = self.balance(user), self.ledger_size(user)
         action, first = self.closed[job]
-        again = self.run(self.store.settle(job, gpu_seconds=1.0, result="{}") if action == "settle"
-                         else self.store.refund(job, reason="failed"))
+        again = self.run(
+            self.store.settle(job, gpu_seconds=1.0, result="{}")
+            if action == "settle"
+            else self.store.refund(job, reason="failed")
+        )
         assert again == first
-        other = self.run(self.store.refund(job, reason="failed") if action == "settle"
-                         else self.store.settle(job, gpu_seconds=1.0, result="{}"))
+        other = self.run(
+            self.store.refund(job, reason="failed")
+            if action == "settle"
+            else self.store.settle(job, gpu_seconds=1.0, result="{}")
+        )
         assert other == 0.0
         assert (self.balance(user), self.ledger_size(user)) == (before, rows)
 
@@ -135,13 +143,15 @@ class LedgerMachine(RuleBasedStateMachine):
                 "SELECT j.job_id, j.status, j.reserved_plan_ms + j.reserved_extra_ms, j.charged_ms,"
                 " coalesce(sum(l.plan_ms + l.extra_ms) FILTER (WHERE l.kind != 'expire'), 0),"
                 " count(l.id) FILTER (WHERE l.kind IN ('settle', 'refund'))"
-                " FROM jobs AS j LEFT JOIN ledger AS l USING (job_id) GROUP BY j.job_id").fetchall()
+                " FROM jobs AS j LEFT JOIN ledger AS l USING (job_id) GROUP BY j.job_id"
+            ).fetchall()
         for job, status, reserved, charged, moved, closings in rows:
             expected = {"queued": -reserved, "running": -reserved, "succeeded": -charged}.get(status, 0)
             assert moved == expected, f"job {job} ({status}) moved {moved} ms, expected {expected}"
             assert closings <= 1
 
 
-LedgerMachine.TestCase.settings = settings(max_examples=15, stateful_step_count=20, deadline=None,
-                                           suppress_health_check=[HealthCheck.too_slow])
+LedgerMachine.TestCase.settings = settings(
+    max_examples=15, stateful_step_count=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 test_ledger_state_machine = LedgerMachine.TestCase
