@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 
 from bot.parsing import ParsedPrompt
+from pipelines.operations import IMAGE_PROMPT_STRENGTH, UPSCALE_CREATIVE_STRENGTH
 from pipelines.prompts import guidance_for_stylize
 from pipelines.types import Box, GenerationRequest, Operation
 
@@ -82,7 +83,7 @@ class RequestFactory:
             count=4,
             operation=Operation.IMAGE_TO_IMAGE if source_image else Operation.TEXT_TO_IMAGE,
             source_image=source_image,
-            strength=0.75 if source_image else 0.0,
+            strength=IMAGE_PROMPT_STRENGTH if source_image else 0.0,
             chaos=parsed.chaos,
             tile=parsed.tile,
             stop=parsed.stop,
@@ -114,6 +115,14 @@ class RequestFactory:
         """The same prompt and parameters with a new seed."""
         return dataclasses.replace(parent, job_id=job_id, user_id=user_id, seed=random_seed())
 
+    def _derived(
+        self, parent: GenerationRequest, source: bytes, *, job_id: str, user_id: int, **changes: object
+    ) -> GenerationRequest:
+        """An image operation on one image of `parent`: a new seed, four images, no leftover geometry."""
+        fields: dict[str, object] = {"seed": random_seed(), "count": 4, "placement": None, "region": None}
+        fields.update(changes)
+        return dataclasses.replace(parent, job_id=job_id, user_id=user_id, source_image=source, **fields)  # type: ignore[arg-type]
+
     def variation(
         self,
         parent: GenerationRequest,
@@ -124,38 +133,32 @@ class RequestFactory:
         strength: float,
         prompt: str | None = None,
     ) -> GenerationRequest:
-        """Vary (Subtle/Strong) and Remix: img2img from one image of the parent, new seed."""
-        return dataclasses.replace(
+        """Vary (Subtle/Strong) and Remix: img2img from one image of the parent."""
+        return self._derived(
             parent,
+            source,
             job_id=job_id,
             user_id=user_id,
             prompt=parent.prompt if prompt is None else prompt,
-            seed=random_seed(),
             operation=Operation.IMAGE_TO_IMAGE,
-            source_image=source,
             strength=strength,
-            count=4,
-            placement=None,
-            region=None,
         )
 
     def upscale(
         self, parent: GenerationRequest, source: bytes, *, job_id: str, user_id: int, creative: bool
     ) -> GenerationRequest:
-        """Upscale (Subtle): 2x with a light pass; (Creative): 2x with a stronger detail pass."""
-        width, height = parent.width * 2, parent.height * 2
-        return dataclasses.replace(
+        """Upscale (Subtle): 2x with no pass; (Creative): 2x with a detail pass. The seed is kept."""
+        return self._derived(
             parent,
+            source,
             job_id=job_id,
             user_id=user_id,
-            width=width,
-            height=height,
+            seed=parent.seed,
+            width=parent.width * 2,
+            height=parent.height * 2,
             operation=Operation.UPSCALE,
-            source_image=source,
-            strength=0.35 if creative else 0.0,
+            strength=UPSCALE_CREATIVE_STRENGTH if creative else 0.0,
             count=1,
-            placement=None,
-            region=None,
             chaos=0,
         )
 
@@ -171,36 +174,30 @@ class RequestFactory:
         prompt: str | None = None,
     ) -> GenerationRequest:
         """Zoom Out, Make Square and Pan: the source placed on a larger canvas."""
-        return dataclasses.replace(
+        return self._derived(
             parent,
+            source,
             job_id=job_id,
             user_id=user_id,
             prompt=parent.prompt if prompt is None else prompt,
             width=canvas[0],
             height=canvas[1],
-            seed=random_seed(),
             operation=Operation.OUTPAINT,
-            source_image=source,
             strength=1.0,
             placement=placement,
-            region=None,
-            count=4,
         )
 
     def inpaint(
         self, parent: GenerationRequest, source: bytes, *, job_id: str, user_id: int, region: Box, prompt: str
     ) -> GenerationRequest:
         """Vary (Region): regenerate inside `region` of one image."""
-        return dataclasses.replace(
+        return self._derived(
             parent,
+            source,
             job_id=job_id,
             user_id=user_id,
             prompt=prompt,
-            seed=random_seed(),
             operation=Operation.INPAINT,
-            source_image=source,
             strength=1.0,
             region=region,
-            placement=None,
-            count=4,
         )

@@ -27,7 +27,12 @@ from PIL import Image
 
 from pipelines.errors import GenerationError, PipelineError
 from pipelines.images import encode_png, read_png_metadata
-from pipelines.operations import zoom_out_canvas
+from pipelines.operations import (
+    UPSCALE_CREATIVE_STRENGTH,
+    VARY_STRONG_STRENGTH,
+    VARY_SUBTLE_STRENGTH,
+    zoom_out_canvas,
+)
 from pipelines.previews import make_grid
 from pipelines.seeds import SEED_LIMIT
 from pipelines.types import (
@@ -43,8 +48,6 @@ from pipelines.types import (
 
 if TYPE_CHECKING:
     from pipelines.diffusers_engine import DiffusersEngine
-
-VARY_SUBTLE, VARY_STRONG, UPSCALE_CREATIVE = 0.35, 0.75, 0.35
 
 
 @dataclass(frozen=True)
@@ -242,14 +245,18 @@ async def _upscale(args: argparse.Namespace) -> int:
         width=_snap(2 * width, m),
         height=_snap(2 * height, m),
         count=1,
-        strength=UPSCALE_CREATIVE if args.creative else 0.0,
+        strength=UPSCALE_CREATIVE_STRENGTH if args.creative else 0.0,
     )
     return await _finish(args, engine, request)
 
 
 def _vary_arguments(parser: argparse.ArgumentParser) -> None:
     _source_options(parser)
-    parser.add_argument("--strong", action="store_true", help="vary more (strength 0.75 instead of 0.35)")
+    parser.add_argument(
+        "--strong",
+        action="store_true",
+        help=f"vary more (strength {VARY_STRONG_STRENGTH} instead of {VARY_SUBTLE_STRENGTH})",
+    )
     _grid_options(parser)
 
 
@@ -265,7 +272,7 @@ async def _vary(args: argparse.Namespace) -> int:
         source_image=data,
         width=_snap(width, m),
         height=_snap(height, m),
-        strength=VARY_STRONG if args.strong else VARY_SUBTLE,
+        strength=VARY_STRONG_STRENGTH if args.strong else VARY_SUBTLE_STRENGTH,
     )
     return await _finish(args, engine, request)
 

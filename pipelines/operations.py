@@ -22,6 +22,15 @@ from pipelines.errors import GenerationError
 from pipelines.types import Box
 
 Direction = Literal["left", "right", "up", "down"]
+VARY_SUBTLE_STRENGTH = 0.35
+"""img2img strength of Vary (Subtle): keeps the composition."""
+VARY_STRONG_STRENGTH = 0.7
+"""img2img strength of Vary (Strong), V1-V4 and Remix."""
+UPSCALE_CREATIVE_STRENGTH = 0.35
+"""The detail pass of Upscale (Creative); Upscale (Subtle) has none."""
+IMAGE_PROMPT_STRENGTH = 0.75
+"""How far /imagine with an attached image moves from it."""
+
 MAX_SIDE = 2048
 MAX_PIXELS = 1024 * 1024
 

@@ -19,7 +19,13 @@ from bot.interactions import locale_of, spec_for, submit_all
 from bot.job_types import Envelope, StoredResult, new_job_id
 from bot.views.buttons import single_view
 from bot.views.modals import PromptModal, RegionModal, ZoomModal
-from pipelines.operations import make_square_canvas, pan_canvas, zoom_out_canvas
+from pipelines.operations import (
+    VARY_STRONG_STRENGTH,
+    VARY_SUBTLE_STRENGTH,
+    make_square_canvas,
+    pan_canvas,
+    zoom_out_canvas,
+)
 from pipelines.types import Box, GenerationRequest
 from quotas import JobRecord, JobStatus
 
@@ -28,8 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VARY_SUBTLE_STRENGTH = 0.35
-VARY_STRONG_STRENGTH = 0.7
 PANS = {"panl": "left", "panr": "right", "panu": "up", "pand": "down"}
 IMAGELESS = frozenset({"reroll"})
 """Actions on the whole job (their buttons carry index 0)."""
