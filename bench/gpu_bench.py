@@ -36,7 +36,7 @@ from diffusers import (
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
-from transformers import CLIPTokenizer, T5Config, T5EncoderModel
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, T5Config, T5EncoderModel
 
 from pipelines.diffusers_engine import DiffusersEngine
 from pipelines.presets import PRESETS
@@ -115,18 +115,23 @@ def sd_turbo(tokenizer: CLIPTokenizer, tiny: bool, device: torch.device, dtype: 
     )
 
 
+def clip_vit_l(tokenizer: CLIPTokenizer, tiny: bool) -> CLIPTextModel | CLIPTextModelWithProjection:
+    """CLIP ViT-L/14's text encoder, the first text encoder of SDXL and FLUX.1."""
+    return clip_text_model(
+        tokenizer,
+        vocab=None if tiny else 49408,
+        hidden=32 if tiny else 768,
+        layers=2 if tiny else 12,
+        heads=4 if tiny else 12,
+        act="quick_gelu",
+        projection=32 if tiny else 768,
+    )
+
+
 def sdxl(tokenizer: CLIPTokenizer, tiny: bool, device: torch.device, dtype: torch.dtype) -> StableDiffusionXLPipeline:
     """SDXL base layout: CLIP ViT-L + OpenCLIP bigG text encoders, 3-level UNet with 1/2/10 transformer layers."""
     with building(device, dtype):
-        text_encoder = clip_text_model(
-            tokenizer,
-            vocab=None if tiny else 49408,
-            hidden=32 if tiny else 768,
-            layers=2 if tiny else 12,
-            heads=4 if tiny else 12,
-            act="quick_gelu",
-            projection=32 if tiny else 768,
-        )
+        text_encoder = clip_vit_l(tokenizer, tiny)
         pooled = 32 if tiny else 1280
         text_encoder_2 = clip_text_model(
             tokenizer,
@@ -177,15 +182,7 @@ def sdxl(tokenizer: CLIPTokenizer, tiny: bool, device: torch.device, dtype: torc
 def flux_schnell(tokenizer: CLIPTokenizer, tiny: bool, device: torch.device, dtype: torch.dtype) -> FluxPipeline:
     """FLUX.1 layout: CLIP ViT-L (pooled) + T5-v1.1-XXL, 19 double and 38 single blocks of width 3072."""
     with building(device, dtype):
-        text_encoder = clip_text_model(
-            tokenizer,
-            vocab=None if tiny else 49408,
-            hidden=32 if tiny else 768,
-            layers=2 if tiny else 12,
-            heads=4 if tiny else 12,
-            act="quick_gelu",
-            projection=32 if tiny else 768,
-        )
+        text_encoder = clip_vit_l(tokenizer, tiny)
         tokenizer_2 = t5_tokenizer(tokenizer, max_length=256)
         t5 = T5Config(
             vocab_size=len(tokenizer_2) if tiny else 32128,
