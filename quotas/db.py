@@ -38,6 +38,10 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
 _MIGRATION_NAME = re.compile(r"^(\d{4})_\w+\.sql$")
 
+WAKE_PER_TURN = 32
+"""Callers of one group commit resumed per turn of the event loop: a group of hundreds resumed at once would
+run all their continuations in a single turn and hold up every other task of the process meanwhile."""
+
 
 def migrations() -> list[tuple[int, str]]:
     """(version, SQL) of every migration shipped with the package, in order."""
@@ -242,13 +246,15 @@ class Database:
                 except Exception as exc:
                     log.error("a group of %s writes failed to commit: %s", len(group), exc)
                     outcomes = [(False, exc)] * len(group)
-                for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+                for n, ((_, future), (ok, value)) in enumerate(zip(group, outcomes, strict=True), 1):
                     if future.done():
                         continue
                     if ok:
                         future.set_result(value)
                     else:
                         future.set_exception(value)
+                    if n % WAKE_PER_TURN == 0:
+                        await asyncio.sleep(0)
         finally:
             self._committer = None
 

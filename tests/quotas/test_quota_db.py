@@ -12,6 +12,7 @@ import pytest
 from quota_support import FakeClock, assert_balanced, ticket
 
 from quotas import QuotaSettings, QuotaStore, SchemaTooNew, StoreCorrupted, db
+from tests.support.turns import TurnCounter
 
 
 def mode_of(path: Path) -> int:
@@ -153,3 +154,30 @@ async def test_concurrent_writes_share_commits_and_each_sees_its_own_outcome(sto
     assert [type(r).__name__ for r in results] == ["AccountView"] * 10 + ["UnknownPlan"]
     assert (await store.account(1)).extra_seconds == 10.0
     assert_balanced(db_path)
+
+
+async def test_the_callers_of_a_large_commit_group_resume_a_few_per_turn(db_path: Path) -> None:
+    database = await db.Database.open(db_path, QuotaSettings())
+    turns = TurnCounter()
+
+    def insert(value: int) -> db.Work[int]:
+        def work(c: sqlite3.Connection) -> int:
+            c.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (f"k{value}", value))
+            return value
+
+        return work
+
+    async def write(value: int) -> int:
+        result = await database.write(insert(value))
+        turns.mark()
+        return result
+
+    turns.start()
+    try:
+        results = await asyncio.gather(*(write(n) for n in range(200)))
+    finally:
+        turns.stop()
+        await database.close()
+    assert results == list(range(200))
+    assert max(turns.per_turn.values()) == db.WAKE_PER_TURN
+    assert len(turns.per_turn) >= 200 // db.WAKE_PER_TURN
