@@ -21,6 +21,7 @@ from bot.files import ImageFiles
 from bot.i18n import SongeTranslator
 from bot.jobs import JobService
 from bot.moderation import WordFilter
+from bot.pacing import Pacer
 from bot.profile import model_profile
 from bot.requests import RequestFactory
 from bot.views.appeal import AppealDecision
@@ -71,7 +72,11 @@ async def default_queue(settings: Settings) -> GenerationQueue:
 
 
 class SongeTree(app_commands.CommandTree["SongeBot"]):
-    """Routes every command error to the one error map."""
+    """Paces bursts of commands (`bot.pacing`) and routes every command error to the one error map."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        await self.client.pacer.turn()
+        return True
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await reply_error(interaction, error)
@@ -103,6 +108,7 @@ class SongeBot(commands.AutoShardedBot):
         self.requests = RequestFactory(self.profile)
         self.word_filter = WordFilter.from_file(settings.banned_words) if settings.banned_words else WordFilter(())
         self.ready_event = asyncio.Event()
+        self.pacer = Pacer()
 
     async def setup_hook(self) -> None:
         data_dir = self.settings.data_dir

@@ -79,6 +79,10 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CUSTOM_
     ) -> JobButton:
         return cls(match["action"], match["job"], int(match["index"]))
 
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        await interaction.client.pacer.turn()  # type: ignore[attr-defined]  # a burst of clicks enters paced
+        return True
+
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = interaction.client.get_cog("Results")  # type: ignore[attr-defined]
         if cog is None:
