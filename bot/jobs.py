@@ -1,8 +1,9 @@
 """The job service: request -> reserve -> persist -> submit -> watch -> settle or refund -> deliver.
 
 It ties `quotas` (the ledger and the jobs table) to a `pipelines` generation queue, and
-talks to Discord only through a `Presenter`. Every accepted job ends delivered or refunded,
-also across restarts: `recover()` resubmits open jobs and delivers settled ones.
+talks to Discord only through a `Presenter`. Every accepted job ends delivered, or refunded and its
+author told, also across restarts: `recover()` resubmits open jobs, posts the results and tells the refunds
+that a crash left unsent.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class JobService:
         try:
             message_id = await self.presenter.post_progress(job, _waiting(position))
         except Exception:  # the job never reached the queue: whatever Discord answered, the time goes back
-            await self.store.refund(request.job_id, reason="channel unreachable")
+            await self.store.refund(request.job_id, reason="channel unreachable", told=True)  # the reply says so
             raise
         if message_id is not None:
             await self.store.set_message(request.job_id, channel_id=spec.channel_id, message_id=message_id)
@@ -237,7 +238,7 @@ class JobService:
             await self._succeed(job, event.result)
         elif isinstance(event, Failed):
             log.warning("job=%s user=%s failed (%s): %s", job.job_id, job.user_id, event.kind.value, event.message)
-            await self._end(job, kind=event.kind, message=event.message, reason=f"failed: {event.kind.value}")
+            await self._end(job, kind=event.kind, message=event.message, reason=_failure_reason(event))
         elif isinstance(event, Cancelled):
             await self._end(job, kind=None, message="", reason="cancelled")
 
@@ -286,20 +287,27 @@ class JobService:
 
     async def _end(self, job: Job, *, kind: FailureKind | None, message: str, reason: str) -> None:
         refunded = await self.store.refund(job.job_id, reason=reason)
+        await self._tell(job, refunded=refunded, kind=kind, message=message)
+
+    async def _tell(self, job: Job, *, refunded: float, kind: FailureKind | None, message: str) -> None:
+        """Tell the author their job ended and what came back; `mark_told` makes a restart tell only the untold."""
         try:
             await self.presenter.notify_ended(job, refunded=refunded, kind=kind, message=message)
         except DeliveryError:
-            log.warning("job=%s user=%s could not be told of its end", job.job_id, job.user_id)
+            log.warning("job=%s user=%s could not be told of its end; again at the next start", job.job_id, job.user_id)
+            return
+        await self.store.mark_told(job.job_id)
 
     # -- start-up repair --------------------------------------------------------------------
 
     async def recover(self) -> tuple[int, int, int]:
-        """Resubmit open jobs, refund the undecodable, deliver the settled; returns the three counts."""
+        """Resubmit open jobs, refund the undecodable, post the results and tell the refunds left unsent;
+        returns (resubmitted, refunded, results and notices sent again)."""
         resubmitted = refunded = delivered = 0
         for record in await self.store.open_jobs():
             job = await self._load(record.job_id)
             if job is None:
-                await self.store.refund(record.job_id, reason="unreadable after restart")
+                await self.store.refund(record.job_id, reason="unreadable after restart", told=True)
                 refunded += 1
                 continue
             if job.record.message_id is None and not job.envelope.private:
@@ -319,13 +327,23 @@ class JobService:
                 self._unwatch(job.job_id)
                 await self._end(job, kind=FailureKind.INTERNAL, message="queue unavailable", reason="restart")
                 refunded += 1
-        for record in await self.store.undelivered_jobs():
+        for record in await self.store.untold_jobs():
             job = await self._load(record.job_id)
-            if job is not None:
+            if job is None:
+                continue
+            if record.status is JobStatus.SUCCEEDED:
                 self._spawn(self.deliver(job))  # not awaited: a retry must not hold up the start
-                delivered += 1
+            else:
+                kind, detail = _ending(record.failure)
+                self._spawn(self._tell(job, refunded=record.refunded_seconds, kind=kind, message=detail))
+            delivered += 1
         if resubmitted or refunded or delivered:
-            log.info("recovered jobs: %d resubmitted, %d refunded, %d delivered", resubmitted, refunded, delivered)
+            log.info(
+                "recovered jobs: %d resubmitted, %d refunded, %d results or notices sent again",
+                resubmitted,
+                refunded,
+                delivered,
+            )
         return resubmitted, refunded, delivered
 
     async def _load(self, job_id: str) -> Job | None:
@@ -352,7 +370,7 @@ class JobService:
             if record.job_id not in self._watches:
                 job = await self._load(record.job_id)
                 if job is None:
-                    await self.store.refund(record.job_id, reason="unreadable")
+                    await self.store.refund(record.job_id, reason="unreadable", told=True)  # no notice to give
                     refunded += 1
                     continue
                 self._watch(job)
@@ -424,6 +442,27 @@ def _effective(request: GenerationRequest, mode: Mode, relax_delay: float) -> Ge
     lane = Lane(mode.value)
     not_before = time.time() + relax_delay if relax_delay > 0 else 0.0
     return dataclasses.replace(request, lane=lane, not_before=not_before)
+
+
+_DETAILED = (FailureKind.BAD_INPUT, FailureKind.UNSUPPORTED)
+"""Failures whose notice quotes the worker's message: the refund's reason keeps it, for a notice sent again."""
+
+
+def _failure_reason(event: Failed) -> str:
+    """The refund's reason for a failed job (`_ending` reads it back)."""
+    detail = f": {event.message}" if event.kind in _DETAILED and event.message else ""
+    return f"failed: {event.kind.value}{detail}"
+
+
+def _ending(reason: str | None) -> tuple[FailureKind | None, str]:
+    """The notice of a refunded job from its reason: the failure kind (None: cancelled) and the detail."""
+    if reason == "cancelled":
+        return None, ""
+    kind, _, detail = (reason or "").removeprefix("failed: ").partition(": ")
+    try:
+        return FailureKind(kind), detail
+    except ValueError:  # the bot's own reasons: "queue unavailable", "deadline", "restart"...
+        return FailureKind.INTERNAL, reason or ""
 
 
 def _waiting(position: Any) -> Waiting:

@@ -245,10 +245,10 @@ def settle(books: Books, job_id: str, gpu_seconds: float, result: str) -> float:
     return to_seconds(charged)
 
 
-def refund(books: Books, job_id: str, reason: str) -> float:
+def refund(books: Books, job_id: str, reason: str, *, told: bool = False) -> float:
     """Return an open job's reservation; status becomes cancelled (reason 'cancelled') or failed."""
     status = JobStatus.CANCELLED if reason == "cancelled" else JobStatus.FAILED
-    job = _close(books, job_id, status, "failure = ?", (reason,))
+    job = _close(books, job_id, status, "failure = ?, delivered = ?", (reason, int(told)))
     if job is None:
         row = _closed_before(books, job_id, "refund", (JobStatus.FAILED, JobStatus.CANCELLED))
         return to_seconds(row["refunded_ms"])

@@ -1,8 +1,8 @@
 """The jobs half of `QuotaStore`: reserve, progress, settle or refund, delivery, and the job queries.
 
 The jobs table lives beside the ledger so that a job's limits, reservation and row are written in the
-same transaction; nothing accepted is ever lost: `open_jobs` and `undelivered_jobs` say what a restart
-must resubmit, refund or post.
+same transaction; nothing accepted is ever lost: `open_jobs` and `untold_jobs` say what a restart
+must resubmit, refund, post or tell.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def record_of(row: sqlite3.Row) -> JobRecord:
         image_index=row["image_index"],
         reserved_seconds=to_seconds(row["reserved_plan_ms"] + row["reserved_extra_ms"]),
         charged_seconds=to_seconds(row["charged_ms"]),
+        refunded_seconds=to_seconds(row["refunded_ms"]),
         created_at=to_dt(row["created_at"]),
         finished_at=maybe_dt(row["finished_at"]),
         delivered=bool(row["delivered"]),
@@ -93,6 +94,10 @@ class JobsMixin(StoreBase):
             lambda conn: self._update_job(conn, job_id, "delivered = 1, message_id = ?", (message_id,))
         )
 
+    async def mark_told(self, job_id: str) -> None:
+        """The author of a failed or cancelled job was told so, and what was refunded."""
+        await self._db.write(lambda conn: self._update_job(conn, job_id, "delivered = 1", ()))
+
     @staticmethod
     def _update_job(
         conn: sqlite3.Connection, job_id: str, sets: str, params: tuple[object, ...], *, where: str = ""
@@ -106,9 +111,12 @@ class JobsMixin(StoreBase):
         """Charge the measured `gpu_seconds` (x2 turbo, 0 relax); returns the seconds charged. Idempotent."""
         return await self._books(lambda books: charges.settle(books, job_id, gpu_seconds, result))
 
-    async def refund(self, job_id: str, *, reason: str) -> float:
-        """Return the reservation; the job becomes cancelled (reason 'cancelled') or failed. Idempotent."""
-        return await self._books(lambda books: charges.refund(books, job_id, reason))
+    async def refund(self, job_id: str, *, reason: str, told: bool = False) -> float:
+        """Return the reservation; the job becomes cancelled (reason 'cancelled') or failed. Idempotent.
+
+        `told`: the author already knows (the refusal answered their command); otherwise `mark_told` once they do.
+        """
+        return await self._books(lambda books: charges.refund(books, job_id, reason, told=told))
 
     async def job(self, job_id: str) -> JobRecord | None:
         rows = await self._select("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
@@ -118,9 +126,13 @@ class JobsMixin(StoreBase):
         """Queued or running jobs, oldest first: at start-up, resubmit or refund each."""
         return await self._select("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at")
 
-    async def undelivered_jobs(self) -> list[JobRecord]:
-        """Succeeded jobs whose result was never posted, oldest first."""
-        return await self._select("SELECT * FROM jobs WHERE status = 'succeeded' AND delivered = 0 ORDER BY created_at")
+    async def untold_jobs(self) -> list[JobRecord]:
+        """Ended jobs whose author does not have the outcome yet (a result never posted, a refund never told),
+        oldest first."""
+        return await self._select(
+            "SELECT * FROM jobs WHERE delivered = 0 AND status IN ('succeeded', 'failed', 'cancelled') "
+            "ORDER BY created_at"
+        )
 
     async def recent_jobs(self, user_id: int, *, limit: int = 25) -> list[JobRecord]:
         """The user's latest jobs, newest first."""

@@ -212,12 +212,13 @@ class JobRecord:
     charged_seconds: float
     created_at: datetime
     finished_at: datetime | None
-    delivered: bool
+    delivered: bool  # the author has the outcome: the result posted, or told the job ended and was refunded
     work_units: float = 0.0
     images: int = 1
     fell_back_to_relax: bool = False
     relax_delay_seconds: float = 0.0
     gpu_seconds: float | None = None
+    refunded_seconds: float = 0.0
     unpaid_seconds: float = 0.0  # cost over the reservation that an empty balance could not cover
     started_at: datetime | None = None
     failure: str | None = None  # the refund's reason

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from bot.files import ImageFiles
-from bot.job_types import Job, JobSpec, ProgressState, Running, StoredResult, new_job_id
+from bot.job_types import DeliveryError, Job, JobSpec, ProgressState, Running, StoredResult, new_job_id
 from bot.jobs import JobService
 from pipelines.fake import FakeEngine, fake_request
 from pipelines.types import FailureKind, GenerationRequest
@@ -33,6 +33,8 @@ class RecordingPresenter:
     edits: dict[str, list[ProgressState]] = field(default_factory=dict)
     delivered: dict[str, tuple[StoredResult, list[bytes]]] = field(default_factory=dict)
     ended: dict[str, tuple[float, FailureKind | None]] = field(default_factory=dict)
+    notices: list[tuple[str, str]] = field(default_factory=list)  # (job, detail) of each notice, in order
+    unreachable: bool = False  # notices fail as if the channel and the author's DMs were closed
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     next_id: int = 9000
 
@@ -51,7 +53,10 @@ class RecordingPresenter:
         return self.next_id
 
     async def notify_ended(self, job: Job, *, refunded: float, kind: FailureKind | None, message: str) -> None:
+        if self.unreachable:
+            raise DeliveryError("closed")
         self.ended[job.job_id] = (refunded, kind)
+        self.notices.append((job.job_id, message))
         self.changed.set()
 
     async def wait(self, job_id: str, timeout: float = 10.0) -> None:
@@ -167,6 +172,39 @@ async def test_recover_resubmits_open_jobs_and_delivers_settled_ones(tmp_path: P
     finally:
         await _close(second)
     assert len(second.presenter.delivered) == 1
+
+
+async def test_a_refund_whose_notice_was_not_sent_is_told_at_the_next_start(tmp_path: Path) -> None:
+    async def status(store: QuotaStore, job_id: str) -> tuple[JobStatus, bool] | None:
+        record = await store.job(job_id)
+        return None if record is None else (record.status, record.delivered)
+
+    async def until(store: QuotaStore, job_id: str, wanted: tuple[JobStatus, bool]) -> None:
+        async def poll() -> None:
+            while await status(store, job_id) != wanted:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(poll(), 10)
+
+    first = await _harness(tmp_path, FakeEngine(fail_prompts=("explode",)))
+    first.presenter.unreachable = True  # the notice is lost, as when the bot dies between the refund and it
+    job = request(prompt="explode")
+    await first.service.submit(spec(job))
+    await until(first.store, job.job_id, (JobStatus.FAILED, False))
+    await _close(first)
+
+    second = await _harness(tmp_path, FakeEngine())
+    try:
+        assert await second.service.recover() == (0, 0, 1)
+        await until(second.store, job.job_id, (JobStatus.FAILED, True))
+        record = await second.store.job(job.job_id)
+        assert record is not None and record.refunded_seconds > 0
+        assert second.presenter.ended[job.job_id] == (record.refunded_seconds, FailureKind.BAD_INPUT)
+        assert second.presenter.notices == [(job.job_id, "fake engine refuses 'explode'")]
+        assert await second.service.recover() == (0, 0, 0)  # told once
+        assert (await second.store.account(USER)).total_remaining == pytest.approx(100.0)
+    finally:
+        await _close(second)
 
 
 async def test_reconcile_resends_an_open_job_nobody_watches(harness: Harness) -> None:

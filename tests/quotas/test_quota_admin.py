@@ -104,28 +104,35 @@ async def test_stats_count_jobs_images_gpu_time_and_users(store: QuotaStore, clo
 
 async def test_job_bookkeeping_for_restarts(store: QuotaStore, clock: FakeClock) -> None:
     await store.set_plan(1, "mega", operator_id=OPERATOR)
-    for job in ("a", "b", "c"):
+    for job in ("a", "b", "c", "d", "e"):
         await store.reserve(ticket(job))
         clock.advance(seconds=1)
     await store.mark_running("a")
     await store.mark_running("a")
     await store.set_message("b", channel_id=10, message_id=20)
     await store.settle("c", gpu_seconds=1.0, result='{"images": ["c.png"]}')
+    await store.refund("d", reason="failed: out_of_memory")
+    await store.refund("e", reason="channel unreachable", told=True)  # the command's reply said so
 
     assert [(j.job_id, j.status) for j in await store.open_jobs()] == [
         ("a", JobStatus.RUNNING),
         ("b", JobStatus.QUEUED),
     ]
-    assert [j.job_id for j in await store.undelivered_jobs()] == ["c"]
+    assert [(j.job_id, j.status) for j in await store.untold_jobs()] == [
+        ("c", JobStatus.SUCCEEDED),
+        ("d", JobStatus.FAILED),
+    ]
     await store.mark_delivered("c", message_id=30)
-    assert await store.undelivered_jobs() == []
+    await store.mark_told("d")
+    await store.refund("d", reason="failed: out_of_memory")  # a repeated refund does not make it untold again
+    assert await store.untold_jobs() == []
     record = await store.job("b")
     assert record is not None and (record.channel_id, record.message_id, record.request) == (
         10,
         20,
         '{"prompt": "a cat"}',
     )
-    assert [j.job_id for j in await store.recent_jobs(1, limit=2)] == ["c", "b"]
+    assert [j.job_id for j in await store.recent_jobs(1, limit=2)] == ["e", "d"]
     assert await store.job("nope") is None
 
 

@@ -313,7 +313,7 @@ async def test_free_allowance_needs_an_old_enough_discord_account(db_path: Path,
         await store.close()
 
 
-@pytest.mark.parametrize("call", ["settle", "refund", "mark_running", "set_message", "mark_delivered"])
+@pytest.mark.parametrize("call", ["settle", "refund", "mark_running", "set_message", "mark_delivered", "mark_told"])
 async def test_unknown_jobs_are_reported(store: QuotaStore, call: str) -> None:
     calls = {
         "settle": lambda: store.settle("nope", gpu_seconds=1.0, result="{}"),
@@ -321,6 +321,7 @@ async def test_unknown_jobs_are_reported(store: QuotaStore, call: str) -> None:
         "mark_running": lambda: store.mark_running("nope"),
         "set_message": lambda: store.set_message("nope", channel_id=1, message_id=2),
         "mark_delivered": lambda: store.mark_delivered("nope", message_id=2),
+        "mark_told": lambda: store.mark_told("nope"),
     }
     with pytest.raises(UnknownJob):
         await calls[call]()

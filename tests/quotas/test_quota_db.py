@@ -79,6 +79,25 @@ async def test_reopening_keeps_the_data_and_migrates_nothing(db_path: Path, cloc
         await store.close()
 
 
+async def test_jobs_that_ended_before_told_was_tracked_are_not_told_again(
+    db_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = db.migrations()[:1]
+    with monkeypatch.context() as patched:
+        patched.setattr(db, "migrations", lambda: first)
+        store = await QuotaStore.open(db_path, clock=clock)
+        for job in ("failed", "succeeded"):
+            await store.reserve(ticket(job))
+        await store.refund("failed", reason="failed: internal")
+        await store.settle("succeeded", gpu_seconds=1.0, result="{}")
+        await store.close()
+    store = await QuotaStore.open(db_path, clock=clock)
+    try:
+        assert [j.job_id for j in await store.untold_jobs()] == ["succeeded"]  # still to be posted
+    finally:
+        await store.close()
+
+
 def test_a_failing_migration_leaves_no_trace(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     good = db.migrations()
     broken = (good[-1][0] + 1, "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
