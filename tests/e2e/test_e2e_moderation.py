@@ -122,3 +122,27 @@ async def test_a_rejected_appeal_runs_nothing(world: World, tmp_path: Path) -> N
         assert "Appeal rejected" in (await answer(rejected)).content
         assert f"Rejected by <@{world.operator.id}>" in request.content and request.custom_ids == []
         assert await bot.store.recent_jobs(world.alice.id) == []
+
+
+async def test_an_appeal_allowed_twice_runs_and_charges_once(world: World, tmp_path: Path) -> None:
+    server, alice, operator = world.server, world.alice, world.operator
+    async with moderated(world, tmp_path) as (bot, appeals):
+        refusal = await _refused(world, "an nsfw poster of a fox")
+        await (await server.click(alice, refusal, button(refusal, "Appeal"))).response()
+        request = await server.wait_for_message(appeals, lambda m: "Allow" in m.labels)
+        buttons, allow = list(request.components), button(request, "Allow")
+
+        clicks = [await server.click(operator, request, allow) for _ in range(2)]  # a double click
+        answers = sorted([(await answer(click)).content for click in clicks])
+        assert "Allowed and queued" in answers[0]
+        assert "under way" in answers[1] or "already allowed" in answers[1], answers[1]
+        await server.wait_for_message(world.channel, has_buttons("U1"), timeout=20)
+
+        request.components = buttons  # as if the bot died before taking the buttons off: Allow once more
+        again = await server.click(operator, request, allow)
+        assert "already allowed" in (await answer(again)).content
+        assert request.custom_ids == []
+        jobs = await bot.store.recent_jobs(alice.id)
+        assert len(jobs) == 1 and jobs[0].status is JobStatus.SUCCEEDED
+        moves = [e.kind.value for e in await bot.store.ledger(alice.id) if e.job_id]
+        assert len(moves) == len(set(moves)), moves  # one reservation, one settlement
