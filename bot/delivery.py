@@ -12,7 +12,7 @@ import discord
 from bot.i18n import t
 from bot.job_types import DeliveryError, Job, ProgressState, Running, StoredResult, Waiting
 from bot.render import blur_png, compose_grid, format_seconds, progress_bar
-from bot.views.buttons import grid_view, progress_view, single_view
+from bot.views.buttons import CUSTOM_ID, grid_view, progress_view, single_view
 from pipelines.images import fit_attachment
 from pipelines.types import FailureKind
 
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from bot.app import SongeBot
 
 log = logging.getLogger(__name__)
+
+RESULT_SEARCH = 100
+"""Messages after a job's progress message searched for its result after a restart."""
 
 
 def headline(job: Job) -> str:
@@ -122,6 +125,22 @@ class DiscordPresenter:
         await self._delete_progress(job)
         return message.id
 
+    async def posted_result(self, job: Job) -> int | None:
+        # A result goes after its progress message in the job's channel: look there (this needs Read Message
+        # History; without it Discord shows no messages and only the nonce guards against a second post).
+        if job.envelope.private or not job.record.channel_id or job.record.message_id is None:
+            return None
+        me = self.bot.user.id if self.bot.user else None
+        after = discord.Object(job.record.message_id)
+        try:
+            async for message in self._channel(job).history(after=after, limit=RESULT_SEARCH, oldest_first=True):
+                if message.author.id == me and message.attachments and job.job_id in _job_ids(message.components):
+                    await self._delete_progress(job)
+                    return message.id
+        except discord.HTTPException as exc:
+            log.info("job=%s could not look for an earlier post of its result: %s", job.job_id, exc)
+        return None
+
     async def _direct(self, job: Job, content: str, **kwargs: Any) -> discord.Message:
         try:
             user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
@@ -168,6 +187,18 @@ class DiscordPresenter:
             except discord.HTTPException:
                 log.info("job=%s progress message unreachable, telling the author directly", job.job_id)
         await self._direct(job, content)
+
+
+def _job_ids(components: list[Any]) -> set[str]:
+    """The job ids in a message's button ids (`songe:<action>:<job>:<index>`)."""
+    found: set[str] = set()
+    for component in components:
+        if isinstance(component, discord.ActionRow):
+            found |= _job_ids(component.children)
+        elif isinstance(custom_id := getattr(component, "custom_id", None), str):
+            if match := CUSTOM_ID.fullmatch(custom_id):
+                found.add(match["job"])
+    return found
 
 
 def _attachment(images: list[bytes], blur: tuple[bool, ...]) -> tuple[bytes, str]:

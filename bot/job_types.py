@@ -156,6 +156,11 @@ class Presenter(Protocol):
         """Post the result (replacing the progress message); returns the result message id."""
         ...
 
+    async def posted_result(self, job: Job) -> int | None:
+        """The id of the job's result message if a run before a crash already posted it (the progress message
+        is then removed as after a post), else None."""
+        ...
+
     async def notify_ended(self, job: Job, *, refunded: float, kind: FailureKind | None, message: str) -> None:
         """Tell the author their job failed or was cancelled, and that it was refunded."""
         ...

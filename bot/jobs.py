@@ -258,10 +258,17 @@ class JobService:
         record = await self.store.job(job.job_id)
         await self.deliver(Job(record or job.record, job.envelope))
 
-    async def deliver(self, job: Job) -> None:
-        """Post a settled job's result once, trying again after `retry_delays` while Discord refuses it;
-        `mark_delivered` makes a retry after a crash a no-op (and the presenter's nonce a repeated post)."""
+    async def deliver(self, job: Job, *, after_restart: bool = False) -> None:
+        """Post a settled job's result once, trying again after `retry_delays` while Discord refuses it.
+
+        `mark_delivered` makes a later call a no-op. A crash between the post and `mark_delivered` is why a
+        call `after_restart` first looks for the post (the presenter's nonce also makes Discord return it,
+        but only for a few minutes)."""
         if job.record.result is None or job.record.delivered:
+            return
+        if after_restart and (posted := await self.presenter.posted_result(job)) is not None:
+            log.info("job=%s user=%s result was already posted before the restart", job.job_id, job.user_id)
+            await self.store.mark_delivered(job.job_id, message_id=posted)
             return
         stored = StoredResult.loads(job.record.result)
         images = await asyncio.to_thread(self.files.read_all, job.job_id, len(stored.files))
@@ -332,7 +339,7 @@ class JobService:
             if job is None:
                 continue
             if record.status is JobStatus.SUCCEEDED:
-                self._spawn(self.deliver(job))  # not awaited: a retry must not hold up the start
+                self._spawn(self.deliver(job, after_restart=True))  # not awaited: must not hold up the start
             else:
                 kind, detail = _ending(record.failure)
                 self._spawn(self._tell(job, refunded=record.refunded_seconds, kind=kind, message=detail))

@@ -34,6 +34,7 @@ class RecordingPresenter:
     delivered: dict[str, tuple[StoredResult, list[bytes]]] = field(default_factory=dict)
     ended: dict[str, tuple[float, FailureKind | None]] = field(default_factory=dict)
     notices: list[tuple[str, str]] = field(default_factory=list)  # (job, detail) of each notice, in order
+    already_posted: dict[str, int] = field(default_factory=dict)  # results a run before the restart posted
     unreachable: bool = False  # notices fail as if the channel and the author's DMs were closed
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     next_id: int = 9000
@@ -51,6 +52,9 @@ class RecordingPresenter:
         self.changed.set()
         self.next_id += 1
         return self.next_id
+
+    async def posted_result(self, job: Job) -> int | None:
+        return self.already_posted.get(job.job_id)
 
     async def notify_ended(self, job: Job, *, refunded: float, kind: FailureKind | None, message: str) -> None:
         if self.unreachable:

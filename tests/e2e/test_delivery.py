@@ -3,7 +3,9 @@ a restart of the bot between the grid and a click on it. Each result is posted e
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from tests.e2e.results_support import (
     progress_of,
     result_message,
     size_of,
+    until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -104,3 +107,30 @@ async def test_buttons_survive_a_restart_of_the_bot(
         assert await store.recent_jobs(world.bob.id) == []
     finally:
         await store.close()
+
+
+async def test_a_result_posted_just_before_a_crash_is_not_posted_again_by_a_late_restart(
+    world: World, tmp_path: Path
+) -> None:
+    data_dir, server, channel = tmp_path / "data", world.server, world.channel
+    async with songe_inprocess(world, data_dir, queue_factory=fake_queue(SeeingEngine())) as bot:
+        bot.queue.pause()
+        job = await accepted_job(await server.slash(world.alice, channel, "imagine", prompt="a lighthouse --seed 4"))
+        progress = await server.wait_for_message(channel, progress_of(job))
+        bot.queue.resume()
+        result = await result_message(server, channel, job)
+        await delivered(bot.store, full_job_id(result))
+    # What a crash between the post and its bookkeeping leaves behind: the result posted, the progress message
+    # still there, the job not marked delivered; and a restart late enough that Discord has forgotten the nonce.
+    with sqlite3.connect(data_dir / "songe.sqlite3") as conn:
+        conn.execute(
+            "UPDATE jobs SET delivered = 0, message_id = ? WHERE job_id = ?", (progress.id, full_job_id(result))
+        )
+    progress.deleted = False
+    result.created_at -= dt.timedelta(minutes=10)
+
+    async with songe_inprocess(world, data_dir, queue_factory=fake_queue(SeeingEngine())) as bot:
+        record = await delivered(bot.store, full_job_id(result))
+        assert record.message_id == result.id
+        await until(lambda: progress.deleted, "the progress message to be removed")
+        assert [m for m in server.messages(channel) if any(j.startswith(job) for j in jobs_on(m))] == [result]

@@ -447,6 +447,16 @@ async def test_bot_messages_dedupe_by_nonce_and_can_be_edited_and_deleted(scene:
     assert msg.deleted and scene.server.messages(scene.channel) == []
 
 
+async def test_history_after_a_message_needs_read_message_history(scene: Scene, bot: commands.Bot) -> None:
+    channel = bot.get_channel(scene.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    sent = [await channel.send(f"m{n}") for n in range(4)]
+    after = [m.content async for m in channel.history(after=sent[0], limit=2, oldest_first=True)]
+    assert after == ["m1", "m2"]
+    scene.channel.bot_permissions = discord.Permissions(view_channel=True, send_messages=True).value
+    assert [m async for m in channel.history(limit=10)] == []  # Discord shows nothing without the permission
+
+
 async def test_deleted_message_and_channel_are_unknown_to_the_bot(scene: Scene, bot: commands.Bot) -> None:
     channel = bot.get_channel(scene.channel.id)
     assert isinstance(channel, discord.TextChannel)

@@ -282,11 +282,11 @@ async def test_the_data_directory_is_private_after_a_run(world: World, songe: So
 # -- the invite link ---------------------------------------------------------------------------------------------
 
 
-def test_the_readme_invite_link_asks_only_to_view_send_and_attach() -> None:
+def test_the_readme_invite_link_asks_only_to_view_send_attach_and_read_history() -> None:
     readme = (REPO / "README.md").read_text()
     numbers = set(re.findall(r"permissions=(\d+)", readme)) | set(re.findall(r"permissions integer `(\d+)`", readme))
     assert numbers, "the README gives an invite link with a permissions number"
-    wanted = discord.Permissions(view_channel=True, send_messages=True, attach_files=True)
+    wanted = discord.Permissions(view_channel=True, send_messages=True, attach_files=True, read_message_history=True)
     for number in numbers:
         granted = discord.Permissions(int(number))
         assert granted == wanted, f"{number} grants {sorted(name for name, value in granted if value)}"

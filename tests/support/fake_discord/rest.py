@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .models import ATTACH_FILES, EPHEMERAL, SEND_MESSAGES, VIEW_CHANNEL, FakeUser, utcnow
+from .models import ATTACH_FILES, EPHEMERAL, READ_MESSAGE_HISTORY, SEND_MESSAGES, VIEW_CHANNEL, FakeUser, utcnow
 from .wire import BODY, Body, DiscordError, json_response, no_content, snowflake_param
 from .world import World
 
@@ -215,6 +215,8 @@ class RestApi:
     async def history(self, request: web.Request) -> web.Response:
         channel = self.world.channel(snowflake_param(request, "channel_id"))
         found, query = self.world.visible_messages(channel), request.query
+        if not self.world.bot_permissions(channel) & READ_MESSAGE_HISTORY:
+            found = []  # Discord answers, with no messages
         limit = int(query.get("limit", 50))
         if "after" in query:
             found = [m for m in found if m.id > int(query["after"])][:limit]
