@@ -68,6 +68,7 @@ class _Watch:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    recorded: asyncio.Future[None] | None = None  # the terminal event's outcome is in the database
 
 
 class JobService:
@@ -157,13 +158,17 @@ class JobService:
 
     # -- events -----------------------------------------------------------------------------
 
-    def on_event(self, event: JobEvent) -> None:
-        """The queue's sink: coalesce progress, hand terminal events to the job's watcher."""
+    def on_event(self, event: JobEvent) -> asyncio.Future[None] | None:
+        """The queue's sink: coalesce progress, hand terminal events to the job's watcher.
+
+        For a terminal event, returns a future done once the job is settled or refunded (see `EventSink`)."""
         watch = self._watches.get(event.job_id)
         if watch is None:
-            if isinstance(event, (Finished, Failed, Cancelled)):
-                self._spawn(self._adopt(event))
-            return
+            if not isinstance(event, (Finished, Failed, Cancelled)):
+                return None
+            recorded = asyncio.get_running_loop().create_future()
+            self._spawn(self._adopt(event, recorded))
+            return recorded
         if isinstance(event, Queued):
             watch.latest = Waiting(event.position, event.total, 0.0)
         elif isinstance(event, Started):
@@ -172,20 +177,23 @@ class JobService:
         elif isinstance(event, Progressed):
             previous = watch.latest.preview if isinstance(watch.latest, Running) else None
             watch.latest = Running(event.percent, event.preview or previous)
-        else:
+        elif watch.terminal is None:
             watch.terminal = event
+            watch.recorded = asyncio.get_running_loop().create_future()
             watch.ended.set()
+            watch.wake.set()
+            return watch.recorded
         watch.wake.set()
+        return None
 
-    async def _adopt(self, event: JobEvent) -> None:
+    async def _adopt(self, event: JobEvent, recorded: asyncio.Future[None]) -> None:
         """A terminal event for a job nobody watches (after a restart, or from a remote worker)."""
         job = await self._load(event.job_id)
         if job is None:
             log.warning("job=%s event for an unknown job ignored", event.job_id)
-            return
-        if job.record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
-            return
-        await self._finish(job, event)
+        elif job.record.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+            await self._finish(job, event, recorded)
+        _done(recorded)  # nothing to record: an unknown job, or one that ended before
 
     def _watch(self, job: Job) -> None:
         watch = _Watch(job)
@@ -221,9 +229,11 @@ class JobService:
                         await self.presenter.edit_progress(watch.job, state)
                     except Exception:  # a failed progress edit must never lose the job
                         log.warning("job=%s progress edit failed", watch.job.job_id, exc_info=True)
-            await self._finish(watch.job, watch.terminal)
+            await self._finish(watch.job, watch.terminal, watch.recorded)
         finally:
             self._watches.pop(watch.job.job_id, None)
+            if watch.recorded is not None:
+                watch.recorded.cancel()  # stopped before recording the end (no-op once done)
 
     async def _estimated(self, job_id: str, state: Waiting) -> Waiting:
         """`state` with the queue's current wait estimate (a `Queued` event carries the place, not the time)."""
@@ -233,16 +243,23 @@ class JobService:
             return state
         return state if position is None else _waiting(position)
 
-    async def _finish(self, job: Job, event: JobEvent) -> None:
-        if isinstance(event, Finished):
-            await self._succeed(job, event.result)
-        elif isinstance(event, Failed):
-            log.warning("job=%s user=%s failed (%s): %s", job.job_id, job.user_id, event.kind.value, event.message)
-            await self._end(job, kind=event.kind, message=event.message, reason=_failure_reason(event))
-        elif isinstance(event, Cancelled):
-            await self._end(job, kind=None, message="", reason="cancelled")
+    async def _finish(self, job: Job, event: JobEvent, recorded: asyncio.Future[None] | None = None) -> None:
+        """Settle or refund the job for its terminal `event`, then deliver or tell. `recorded` is done once the
+        outcome is in the database, and cancelled if it never got there (the queue then sends the event again)."""
+        try:
+            if isinstance(event, Finished):
+                await self._succeed(job, event.result, recorded)
+            elif isinstance(event, Failed):
+                log.warning("job=%s user=%s failed (%s): %s", job.job_id, job.user_id, event.kind.value, event.message)
+                reason = _failure_reason(event)
+                await self._end(job, kind=event.kind, message=event.message, reason=reason, recorded=recorded)
+            elif isinstance(event, Cancelled):
+                await self._end(job, kind=None, message="", reason="cancelled", recorded=recorded)
+        finally:
+            if recorded is not None:
+                recorded.cancel()  # no-op once done
 
-    async def _succeed(self, job: Job, result: GenerationResult) -> None:
+    async def _succeed(self, job: Job, result: GenerationResult, recorded: asyncio.Future[None] | None) -> None:
         names = await asyncio.to_thread(self.files.save, job.job_id, result.images)
         stored = StoredResult(
             files=tuple(names),
@@ -255,6 +272,7 @@ class JobService:
         )
         charged = await self.store.settle(job.job_id, gpu_seconds=result.gpu_seconds, result=stored.dumps())
         log.info("job=%s user=%s settled gpu=%.2fs charged=%.2fs", job.job_id, job.user_id, result.gpu_seconds, charged)
+        _done(recorded)
         record = await self.store.job(job.job_id)
         await self.deliver(Job(record or job.record, job.envelope))
 
@@ -292,8 +310,17 @@ class JobService:
                 await self.store.mark_delivered(job.job_id, message_id=message_id)
                 return
 
-    async def _end(self, job: Job, *, kind: FailureKind | None, message: str, reason: str) -> None:
+    async def _end(
+        self,
+        job: Job,
+        *,
+        kind: FailureKind | None,
+        message: str,
+        reason: str,
+        recorded: asyncio.Future[None] | None = None,
+    ) -> None:
         refunded = await self.store.refund(job.job_id, reason=reason)
+        _done(recorded)
         await self._tell(job, refunded=refunded, kind=kind, message=message)
 
     async def _tell(self, job: Job, *, refunded: float, kind: FailureKind | None, message: str) -> None:
@@ -449,6 +476,11 @@ def _effective(request: GenerationRequest, mode: Mode, relax_delay: float) -> Ge
     lane = Lane(mode.value)
     not_before = time.time() + relax_delay if relax_delay > 0 else 0.0
     return dataclasses.replace(request, lane=lane, not_before=not_before)
+
+
+def _done(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 _DETAILED = (FailureKind.BAD_INPUT, FailureKind.UNSUPPORTED)

@@ -3,7 +3,8 @@
 `submit` publishes the request on ``songe.jobs.<lane>.<class>`` with ``Nats-Msg-Id`` = job id (the
 server drops a repeat within the duplicate window); workers (`pipelines.nats_worker`) pull it and post
 its events on ``songe.events.<job>``, read here through a durable consumer and acked only after the
-sink took them, so they survive a bot restart. docs/scale-out.md tells the whole story; in short:
+sink took them (a terminal event: once the sink says its outcome is recorded), so they survive a bot
+restart. docs/scale-out.md tells the whole story; in short:
 
 - One terminal event per job: the server keeps one per job (``Nats-Msg-Id`` "<job>:end"), this process
   drops repeats, and a job id seen to end is ignored if submitted again (as `LocalQueue` does).
@@ -24,7 +25,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,7 @@ class NatsQueue:
         self._control: KeyValue | None = None  # set by start; pause/resume before it only set the state
         self._wake_pump = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._recording: set[asyncio.Task[None]] = set()  # terminal events acked once the sink recorded them
         self._closing = False  # loops check it: a cancel racing a wait_for can be lost on Python 3.11
 
     async def start(self, sink: EventSink) -> None:
@@ -179,9 +181,9 @@ class NatsQueue:
         self._closing = True
         self._wake_pump.set()
         await self._events.close()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._recording):  # events not yet recorded stay unacked: sent again later
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._recording, return_exceptions=True)
         if self._control_task is not None:
             await asyncio.gather(self._control_task, return_exceptions=True)
         await self._nc.close()
@@ -362,13 +364,37 @@ class NatsQueue:
             return
         log.debug("job=%s %s received", event.job_id, type(event).__name__)
         job = self._jobs.get(event.job_id)
-        self._deliver(event)
-        await msg.ack()
+        recorded = self._deliver(event)
         ended = job is not None and event.job_id not in self._jobs
-        for used in (name, job.payload if job is not None and ended else None):
-            if used:
-                with contextlib.suppress(NotFoundError):
-                    await self._payloads.delete(used)
+        used = [n for n in (name, job.payload if job is not None and ended else None) if n]
+        if recorded is None:
+            await self._ack(msg, used)
+            return
+        task = spawn(self._ack_once_recorded(msg, recorded, used), f"recording job {event.job_id}'s end")
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+    async def _ack_once_recorded(self, msg: Msg, recorded: Awaitable[None], used: list[str]) -> None:
+        """Ack a terminal event once the sink recorded its outcome, telling the server meanwhile that it is
+        being worked on; if recording fails the event is not acked, and comes again."""
+        waiting = asyncio.ensure_future(recorded)
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(waiting), self._ack_wait / 3)
+                break
+            except TimeoutError:
+                await msg.in_progress()
+            except Exception as exc:
+                log.warning("an event's outcome was not recorded (%r): it will come again", exc)
+                return
+        await self._ack(msg, used)
+
+    async def _ack(self, msg: Msg, used: list[str]) -> None:
+        """Ack an event and delete the object-store payloads it no longer needs."""
+        await msg.ack()
+        for name in used:
+            with contextlib.suppress(NotFoundError):
+                await self._payloads.delete(name)
 
     async def _poison(self, advisory: dict[str, object]) -> None:
         seq = int(str(advisory["stream_seq"]))
@@ -385,11 +411,11 @@ class NatsQueue:
         message = f"the job stopped {advisory.get('deliveries')} workers; it is not retried"
         await self._publish_event(Failed(job_id, FailureKind.POISON, message))
 
-    def _deliver(self, event: JobEvent) -> None:
-        """Bookkeeping, deduplication, then the sink."""
+    def _deliver(self, event: JobEvent) -> Awaitable[None] | None:
+        """Bookkeeping, deduplication, then the sink; returns what the sink returned for a terminal event."""
         job_id = event.job_id
         if job_id in self._done or isinstance(event, Queued):
-            return  # workers' Queued events hold their local positions, meaningless here
+            return None  # workers' Queued events hold their local positions, meaningless here
         job = self._jobs.get(job_id)
         if isinstance(event, TERMINAL_EVENTS):
             self._remember_done(job_id)
@@ -404,9 +430,11 @@ class NatsQueue:
             job.started = True
             self._free_slot(job)
         try:
-            self._sink(event)
+            recorded = self._sink(event)
         except Exception:  # a sink bug must not stop every other job's events
             log.exception("event sink failed on %s job=%s", type(event).__name__, job_id)
+            return None
+        return recorded if isinstance(event, TERMINAL_EVENTS) else None
 
     def _remember_done(self, job_id: str) -> None:
         self._done[job_id] = None

@@ -233,7 +233,7 @@ async def ensure_layout(
         api.ConsumerConfig(
             durable_name=layout.events_consumer,
             ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=30.0,
+            ack_wait=ack_wait,  # an event the bot took but did not record comes again after this
             max_ack_pending=-1,
         ),
     )

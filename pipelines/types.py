@@ -8,7 +8,7 @@ serialised (see `pipelines.codec`) and compared in tests.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 
@@ -179,5 +179,9 @@ class Cancelled:
 JobEvent = Queued | Started | Progressed | Finished | Failed | Cancelled
 TERMINAL_EVENTS = (Finished, Failed, Cancelled)
 
-EventSink = Callable[[JobEvent], None]
-"""Receives every job event, always on the event loop that started the queue."""
+EventSink = Callable[[JobEvent], Awaitable[None] | None]
+"""Receives every job event, always on the event loop that started the queue.
+
+For a terminal event the sink may return an awaitable that completes once the outcome is durable (the job
+settled or refunded in the bot's database); a queue whose events are durable (NATS) acknowledges the event
+only then, so that an event the bot took but died before recording is delivered again after its restart."""

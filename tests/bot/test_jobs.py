@@ -17,7 +17,7 @@ from bot.files import ImageFiles
 from bot.job_types import DeliveryError, Job, JobSpec, ProgressState, Running, StoredResult, new_job_id
 from bot.jobs import JobService
 from pipelines.fake import FakeEngine, fake_request
-from pipelines.types import FailureKind, GenerationRequest
+from pipelines.types import Cancelled, FailureKind, GenerationRequest, Started
 from pipelines.worker import LocalQueue
 from quotas import JobStatus, QuotaSettings, QuotaStore
 
@@ -209,6 +209,21 @@ async def test_a_refund_whose_notice_was_not_sent_is_told_at_the_next_start(tmp_
         assert (await second.store.account(USER)).total_remaining == pytest.approx(100.0)
     finally:
         await _close(second)
+
+
+async def test_a_terminal_event_reports_when_its_outcome_is_in_the_database(harness: Harness) -> None:
+    harness.queue.pause()
+    job = request()
+    await harness.service.submit(spec(job))
+    recorded = harness.service.on_event(Cancelled(job.job_id))  # as a remote queue hands it over
+    assert recorded is not None
+    await asyncio.wait_for(recorded, 10)
+    record = await harness.store.job(job.job_id)
+    assert record is not None and record.status is JobStatus.CANCELLED
+    unknown = harness.service.on_event(Cancelled(new_job_id()))  # nothing to record: done at once
+    assert unknown is not None
+    await asyncio.wait_for(unknown, 10)
+    assert harness.service.on_event(Started(job.job_id)) is None
 
 
 async def test_reconcile_resends_an_open_job_nobody_watches(harness: Harness) -> None:

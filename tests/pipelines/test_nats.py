@@ -18,8 +18,9 @@ from nats.js.errors import NotFoundError
 from pipelines.errors import QueueUnavailable
 from pipelines.fake import FakeEngine, RecordingSink
 from pipelines.nats_queue import NatsQueue
+from pipelines.nats_setup import Layout
 from pipelines.remote_worker import add_worker_subcommand, run_worker, worker_engine
-from pipelines.types import Cancelled, Finished, Started
+from pipelines.types import TERMINAL_EVENTS, Cancelled, Finished, JobEvent, Started
 from tests.pipelines.test_queue_contract import ended, job, nats_stack, of
 from tests.support.nats_server import NatsServer, free_port, nats_server_binary
 
@@ -88,6 +89,58 @@ async def test_events_wait_in_the_stream_for_a_restarted_bot(server: NatsServer)
         stop.set()
         await worker
     assert before.terminal("survivor") is None
+
+
+class RecordingLater(RecordingSink):
+    """A sink that records terminal events' outcomes only when the test resolves `pending[job_id]`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: dict[str, asyncio.Future[None]] = {}
+
+    def __call__(self, event: JobEvent) -> asyncio.Future[None] | None:  # type: ignore[override]
+        super().__call__(event)
+        if not isinstance(event, TERMINAL_EVENTS):
+            return None
+        self.pending[event.job_id] = asyncio.get_running_loop().create_future()
+        return self.pending[event.job_id]
+
+
+async def unacked_events(server: NatsServer) -> tuple[int, int]:
+    """(events waiting, events delivered to the bot but not acked) on the bot's events consumer."""
+    layout = Layout("SONGE")
+    connection = await nats.connect(server.url)
+    try:
+        info = await connection.jetstream().consumer_info(layout.events_stream, layout.events_consumer)
+        return info.num_pending or 0, info.num_ack_pending or 0
+    finally:
+        await connection.close()
+
+
+async def test_a_terminal_event_is_acked_only_once_the_bot_recorded_its_outcome(server: NatsServer) -> None:
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(server.url, FakeEngine(), idle_poll=0.2, stop=stop))
+    try:
+        first, before = NatsQueue(server.url, ack_wait=3.0), RecordingLater()
+        await first.start(before)
+        await first.submit(job("unrecorded"))
+        assert isinstance(await ended(before, "unrecorded"), Finished)
+        await first.close()  # the bot dies before its database has the outcome
+
+        second, after = NatsQueue(server.url, ack_wait=3.0), RecordingLater()
+        await second.start(after)
+        assert isinstance(await ended(after, "unrecorded"), Finished)  # so the event comes again
+        await asyncio.sleep(2.5)  # longer than ack_wait / 3: the queue tells the server it is in progress
+        assert await unacked_events(server) == (0, 1)
+        after.pending["unrecorded"].set_result(None)
+        async with asyncio.timeout(10):
+            while await unacked_events(server) != (0, 0):
+                await asyncio.sleep(0.05)
+        await second.close()
+    finally:
+        stop.set()
+        await worker
+    assert len(of(after, "unrecorded", Finished)) == 1
 
 
 def documented_authorization() -> str:
