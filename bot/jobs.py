@@ -46,7 +46,7 @@ from pipelines.types import (
     Queued,
     Started,
 )
-from quotas import JobStatus, JobTicket, Mode, QuotaStore
+from quotas import JobRecord, JobStatus, JobTicket, Mode, QuotaStore
 
 log = logging.getLogger(__name__)
 
@@ -339,27 +339,9 @@ class JobService:
         returns (resubmitted, refunded, results and notices sent again)."""
         resubmitted = refunded = delivered = 0
         for record in await self.store.open_jobs():
-            job = await self._load(record.job_id)
-            if job is None:
-                await self.store.refund(record.job_id, reason="unreadable after restart", told=True)
-                refunded += 1
-                continue
-            if job.record.message_id is None and not job.envelope.private:
-                try:
-                    message_id = await self.presenter.post_progress(job, Waiting(0, 0, 0.0))
-                except DeliveryError:
-                    message_id = None
-                if message_id is not None:
-                    await self.store.set_message(job.job_id, channel_id=record.channel_id or 0, message_id=message_id)
-                    job = Job(dataclasses.replace(job.record, message_id=message_id), job.envelope)
-            self._watch(job)
-            mode = job.record.mode
-            try:
-                await self.queue.submit(_effective(job.envelope.request, mode, 0.0))
+            if await self._resume(record, reason="restart", show_progress=True):
                 resubmitted += 1
-            except (TimeoutError, PipelineError, OSError):
-                self._unwatch(job.job_id)
-                await self._end(job, kind=FailureKind.INTERNAL, message="queue unavailable", reason="restart")
+            else:
                 refunded += 1
         for record in await self.store.untold_jobs():
             job = await self._load(record.job_id)
@@ -379,6 +361,30 @@ class JobService:
                 delivered,
             )
         return resubmitted, refunded, delivered
+
+    async def _resume(self, record: JobRecord, *, reason: str, show_progress: bool = False) -> bool:
+        """Watch an open job again and re-send it to the queue (submission is idempotent on the job id); True if
+        it is back in the queue, False if it was refunded (unreadable, or the queue refused it)."""
+        job = await self._load(record.job_id)
+        if job is None:
+            await self.store.refund(record.job_id, reason=f"unreadable ({reason})", told=True)  # nothing to tell
+            return False
+        if show_progress and job.record.message_id is None and not job.envelope.private:
+            try:
+                message_id = await self.presenter.post_progress(job, Waiting(0, 0, 0.0))
+            except DeliveryError:
+                message_id = None
+            if message_id is not None:
+                await self.store.set_message(job.job_id, channel_id=record.channel_id or 0, message_id=message_id)
+                job = Job(dataclasses.replace(job.record, message_id=message_id), job.envelope)
+        self._watch(job)
+        try:
+            await self.queue.submit(_effective(job.envelope.request, record.mode, 0.0))
+        except (TimeoutError, PipelineError, OSError):
+            self._unwatch(job.job_id)
+            await self._end(job, kind=FailureKind.INTERNAL, message="queue unavailable", reason=reason)
+            return False
+        return True
 
     async def _load(self, job_id: str) -> Job | None:
         record = await self.store.job(job_id)
@@ -402,21 +408,11 @@ class JobService:
         resent = refunded = 0
         for record in await self.store.open_jobs():
             if record.job_id not in self._watches:
-                job = await self._load(record.job_id)
-                if job is None:
-                    await self.store.refund(record.job_id, reason="unreadable", told=True)  # no notice to give
-                    refunded += 1
-                    continue
-                self._watch(job)
-                try:
-                    await self.queue.submit(_effective(job.envelope.request, record.mode, 0.0))
+                if await self._resume(record, reason="reconcile"):
                     resent += 1
-                    continue
-                except (TimeoutError, PipelineError, OSError):
-                    self._unwatch(job.job_id)
-                    await self._end(job, kind=FailureKind.INTERNAL, message="queue unavailable", reason="reconcile")
+                else:
                     refunded += 1
-                    continue
+                continue
             if now - record.created_at < deadline or await self.queue.position(record.job_id) is not None:
                 continue
             log.warning("job=%s user=%s open past its deadline: refunded", record.job_id, record.user_id)
