@@ -9,11 +9,9 @@ that a crash left unsent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,12 +23,12 @@ from bot.job_types import (
     Job,
     JobSpec,
     Presenter,
-    ProgressState,
     QueueRefused,
     Running,
     StoredResult,
     Waiting,
 )
+from bot.watching import Watch, follow, waiting
 from pipelines.errors import PipelineError
 from pipelines.queue import GenerationQueue
 from pipelines.types import (
@@ -42,8 +40,6 @@ from pipelines.types import (
     GenerationResult,
     JobEvent,
     Lane,
-    Progressed,
-    Queued,
     Started,
 )
 from quotas import JobRecord, JobStatus, JobTicket, Mode, QuotaStore
@@ -55,20 +51,6 @@ EDIT_INTERVAL = 1.5
 
 DELIVERY_RETRY_DELAYS = (2.0, 15.0, 60.0, 300.0)
 """Seconds before each new attempt to post a result Discord refused (an outage); then it waits for the next start."""
-
-
-@dataclass
-class _Watch:
-    """In-memory state of a job being watched: the latest progress, coalesced."""
-
-    job: Job
-    latest: ProgressState | None = None
-    shown: ProgressState | None = None
-    terminal: JobEvent | None = None
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    recorded: asyncio.Future[None] | None = None  # the terminal event's outcome is in the database
 
 
 class JobService:
@@ -91,7 +73,7 @@ class JobService:
         self.edit_interval = edit_interval
         self.retry_delays = retry_delays
         self.accepting = True
-        self._watches: dict[str, _Watch] = {}
+        self._watches: dict[str, Watch] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- submitting -------------------------------------------------------------------------
@@ -132,7 +114,7 @@ class JobService:
         job = Job(record, envelope)
         position = await self.queue.position(request.job_id)
         try:
-            message_id = await self.presenter.post_progress(job, _waiting(position))
+            message_id = await self.presenter.post_progress(job, waiting(position))
         except Exception:  # the job never reached the queue: whatever Discord answered, the time goes back
             await self.store.refund(request.job_id, reason="channel unreachable", told=True)  # the reply says so
             raise
@@ -169,22 +151,9 @@ class JobService:
             recorded = asyncio.get_running_loop().create_future()
             self._spawn(self._adopt(event, recorded))
             return recorded
-        if isinstance(event, Queued):
-            watch.latest = Waiting(event.position, event.total, 0.0)
-        elif isinstance(event, Started):
-            watch.latest = Running(0)
+        if isinstance(event, Started):
             self._spawn(self.store.mark_running(event.job_id))
-        elif isinstance(event, Progressed):
-            previous = watch.latest.preview if isinstance(watch.latest, Running) else None
-            watch.latest = Running(event.percent, event.preview or previous)
-        elif watch.terminal is None:
-            watch.terminal = event
-            watch.recorded = asyncio.get_running_loop().create_future()
-            watch.ended.set()
-            watch.wake.set()
-            return watch.recorded
-        watch.wake.set()
-        return None
+        return watch.take(event)
 
     async def _adopt(self, event: JobEvent, recorded: asyncio.Future[None]) -> None:
         """A terminal event for a job nobody watches (after a restart, or from a remote worker)."""
@@ -196,7 +165,7 @@ class JobService:
         _done(recorded)  # nothing to record: an unknown job, or one that ended before
 
     def _watch(self, job: Job) -> None:
-        watch = _Watch(job)
+        watch = Watch(job)
         self._watches[job.job_id] = watch
         watch.task = self._spawn(self._run_watch(watch))
 
@@ -205,43 +174,14 @@ class JobService:
         if watch and watch.task and watch.task is not asyncio.current_task():
             watch.task.cancel()
 
-    async def _run_watch(self, watch: _Watch) -> None:
-        last_edit = 0.0
+    async def _run_watch(self, watch: Watch) -> None:
         try:
-            while watch.terminal is None:
-                await watch.wake.wait()
-                watch.wake.clear()
-                if watch.terminal is not None:
-                    break
-                wait = self.edit_interval - (time.monotonic() - last_edit)
-                if wait > 0:
-                    with contextlib.suppress(TimeoutError):  # the throttle never holds back the result
-                        await asyncio.wait_for(watch.ended.wait(), wait)
-                    if watch.terminal is not None:
-                        break
-                state = watch.latest
-                if isinstance(state, Waiting):
-                    state = await self._estimated(watch.job.job_id, state)
-                if state is not None and state != watch.shown and watch.job.record.message_id is not None:
-                    last_edit = time.monotonic()
-                    watch.shown = state
-                    try:
-                        await self.presenter.edit_progress(watch.job, state)
-                    except Exception:  # a failed progress edit must never lose the job
-                        log.warning("job=%s progress edit failed", watch.job.job_id, exc_info=True)
-            await self._finish(watch.job, watch.terminal, watch.recorded)
+            event = await follow(watch, self.presenter, self.queue, self.edit_interval)
+            await self._finish(watch.job, event, watch.recorded)
         finally:
             self._watches.pop(watch.job.job_id, None)
             if watch.recorded is not None:
                 watch.recorded.cancel()  # stopped before recording the end (no-op once done)
-
-    async def _estimated(self, job_id: str, state: Waiting) -> Waiting:
-        """`state` with the queue's current wait estimate (a `Queued` event carries the place, not the time)."""
-        try:
-            position = await self.queue.position(job_id)
-        except (TimeoutError, PipelineError, OSError):
-            return state
-        return state if position is None else _waiting(position)
 
     async def _finish(self, job: Job, event: JobEvent, recorded: asyncio.Future[None] | None = None) -> None:
         """Settle or refund the job for its terminal `event`, then deliver or tell. `recorded` is done once the
@@ -498,9 +438,3 @@ def _ending(reason: str | None) -> tuple[FailureKind | None, str]:
         return FailureKind(kind), detail
     except ValueError:  # the bot's own reasons: "queue unavailable", "deadline", "restart"...
         return FailureKind.INTERNAL, reason or ""
-
-
-def _waiting(position: Any) -> Waiting:
-    if position is None:
-        return Waiting(0, 0, 0.0)
-    return Waiting(position.position, position.total, position.eta_seconds)
