@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from PIL import Image
@@ -33,8 +31,10 @@ from tests.support.fake_discord import (
     FakeGuild,
     FakeUser,
     redirect,
-    subprocess_env,
 )
+
+if TYPE_CHECKING:
+    from tests.e2e.processes import BotLauncher
 
 OWNER_ID = 100_000_000_000_000_001
 REPO = Path(__file__).resolve().parents[2]
@@ -109,32 +109,32 @@ class BotProcess:
 
 
 @pytest.fixture
-def start_bot(world: World, tmp_path: Path) -> Any:
-    """Start `python -m bot` against the fake; returns an async function (env overrides) -> BotProcess."""
-    processes: list[BotProcess] = []
+async def launcher(world: World, tmp_path: Path) -> AsyncIterator[BotLauncher]:
+    """Bot processes (`python -m` the production bot on a fake engine) against the fake, killed at teardown."""
+    from tests.e2e.processes import BotLauncher  # it imports this module
+
+    bots = BotLauncher(world, tmp_path)
+    try:
+        yield bots
+    finally:
+        bots.close()
+
+
+@pytest.fixture
+async def start_bot(world: World, tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[BotProcess]]]:
+    """Start the production `python -m bot` (real model loading) against the fake; returns an async function
+    (data directory, env overrides) -> BotProcess, once its gateway session is ready."""
+    from tests.e2e.processes import BotLauncher  # it imports this module
+
+    bots = BotLauncher(world, tmp_path, module="bot")
 
     async def start(data_dir: Path | None = None, **overrides: str) -> BotProcess:
-        env = subprocess_env(
-            world.server.base_url, {**os.environ, **songe_env(world, data_dir or tmp_path / "data", **overrides)}
-        )
-        log_path = tmp_path / f"bot-{len(processes)}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "bot"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        bot = BotProcess(process, log_path)
-        processes.append(bot)
-        identified = world.server.identify_count
-        try:
-            await world.server.wait_until(lambda: world.server.identify_count > identified, timeout=120, what="the bot")
-        except Exception:
-            bot.kill()
-            raise AssertionError(f"the bot did not connect:\n{bot.log()}") from None
-        return bot
+        return await bots.start(data_dir or tmp_path / "data", timeout=120, **overrides)
 
-    yield start
-    for bot in processes:
-        bot.kill()
+    try:
+        yield start
+    finally:
+        bots.close()
 
 
 QueueFactory = Callable[[Settings], Awaitable[Any]]

@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -43,15 +42,6 @@ def crash_env(trials: int) -> dict[str, str]:
         "SONGE_MAX_BATCH": "1",
         "SONGE_TEST_FAIL_PROMPTS": "|".join(doomed(t) for t in range(trials)),
     }
-
-
-@pytest.fixture
-async def launcher(world: World, tmp_path: Path) -> AsyncIterator[BotLauncher]:
-    bots = BotLauncher(world, tmp_path)
-    try:
-        yield bots
-    finally:
-        bots.close()
 
 
 async def prepare(data_dir: Path, world: World) -> None:

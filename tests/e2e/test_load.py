@@ -7,7 +7,6 @@ and a clear refusal for the rest, and every admitted job is delivered once. The 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,15 +23,6 @@ pytestmark = pytest.mark.e2e
 USERS = 100
 PER_USER = 10
 DEADLINE = 3.0  # Discord's: an interaction not answered by then fails for the user
-
-
-@pytest.fixture
-async def launcher(world: World, tmp_path: Path) -> AsyncIterator[BotLauncher]:
-    bots = BotLauncher(world, tmp_path)
-    try:
-        yield bots
-    finally:
-        bots.close()
 
 
 async def test_a_hundred_users_sending_ten_imagines_each_are_all_answered_in_time(

