@@ -284,7 +284,7 @@ class JobService:
             else:
                 refunded += 1
         for record in await self.store.untold_jobs():
-            job = await self._load(record.job_id)
+            job = _decoded(record)
             if job is None:
                 continue
             if record.status is JobStatus.SUCCEEDED:
@@ -305,7 +305,7 @@ class JobService:
     async def _resume(self, record: JobRecord, *, reason: str, show_progress: bool = False) -> bool:
         """Watch an open job again and re-send it to the queue (submission is idempotent on the job id); True if
         it is back in the queue, False if it was refunded (unreadable, or the queue refused it)."""
-        job = await self._load(record.job_id)
+        job = _decoded(record)
         if job is None:
             await self.store.refund(record.job_id, reason=f"unreadable ({reason})", told=True)  # nothing to tell
             return False
@@ -328,13 +328,7 @@ class JobService:
 
     async def _load(self, job_id: str) -> Job | None:
         record = await self.store.job(job_id)
-        if record is None:
-            return None
-        try:
-            return Job(record, Envelope.loads(record.request))
-        except (ValueError, KeyError, TypeError):
-            log.error("job=%s stored request cannot be decoded", job_id)
-            return None
+        return None if record is None else _decoded(record)
 
     async def reconcile(self, *, deadline: timedelta, now: datetime | None = None) -> tuple[int, int]:
         """Repair open jobs the database shows that nothing answers for; returns (re-sent, refunded).
@@ -355,17 +349,14 @@ class JobService:
                 continue
             if now - record.created_at < deadline or await self.queue.position(record.job_id) is not None:
                 continue
-            log.warning("job=%s user=%s open past its deadline: refunded", record.job_id, record.user_id)
             await self.queue.cancel(record.job_id)
             watch = self._watches.pop(record.job_id, None)
-            if watch is not None and watch.task is not None:
+            if watch is None:  # it ended while the queue was asked: settled or refunded already
+                continue
+            if watch.task is not None:
                 watch.task.cancel()
-            await self._end(
-                watch.job if watch else Job(record, Envelope.loads(record.request)),
-                kind=FailureKind.INTERNAL,
-                message="deadline",
-                reason="deadline",
-            )
+            log.warning("job=%s user=%s open past its deadline: refunded", record.job_id, record.user_id)
+            await self._end(watch.job, kind=FailureKind.INTERNAL, message="deadline", reason="deadline")
             refunded += 1
         return resent, refunded
 
@@ -412,6 +403,15 @@ def _effective(request: GenerationRequest, mode: Mode, relax_delay: float) -> Ge
     lane = Lane(mode.value)
     not_before = time.time() + relax_delay if relax_delay > 0 else 0.0
     return dataclasses.replace(request, lane=lane, not_before=not_before)
+
+
+def _decoded(record: JobRecord) -> Job | None:
+    """The job of a stored record, or None when its request cannot be decoded (logged)."""
+    try:
+        return Job(record, Envelope.loads(record.request))
+    except (ValueError, KeyError, TypeError):
+        log.error("job=%s stored request cannot be decoded", record.job_id)
+        return None
 
 
 def _done(future: asyncio.Future[None] | None) -> None:
